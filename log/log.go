@@ -1,0 +1,80 @@
+package log
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned by Get and Last when the requested record does not
+// exist (it was never written, or it was truncated away). Callers treat it as
+// an ordinary "absent" answer, not as a failure of the log.
+var ErrNotFound = errors.New("log: not found")
+
+// ErrClosed is returned by every method of a Log after Close.
+var ErrClosed = errors.New("log: closed")
+
+// Record is one entry of a Log: the bytes stored at a slot.
+type Record struct {
+	Slot  uint64
+	Value []byte
+}
+
+// Log is an ordered map from slot (uint64) to bytes. It is what the paxos
+// roles persist their state in: the acceptor's promise and accepted entries,
+// and the observer's recorded (chosen) values each live in one Log.
+//
+// All methods are safe for concurrent use. Byte slices passed in are not
+// retained after the method returns (the Log copies what it keeps); byte
+// slices handed out (by Get, Last and Range) belong to the caller, who may
+// keep and modify them.
+//
+// Durability: when the backend is durable (see Durable), Write returns only
+// after every record of the batch is on stable storage (fsynced), and a Write
+// is atomic: after a crash either all of its records are present or none.
+type Log interface {
+	// Write stores every record of recs, replacing any record already at the
+	// same slot, atomically and, for a durable backend, durably. Records with
+	// a slot below the truncation point (see TruncateBelow) are ignored. A
+	// Write of no records returns nil at once. Concurrent Writes may share one
+	// underlying write and one fsync (group commit).
+	Write(ctx context.Context, recs ...Record) error
+
+	// Get returns the value at slot, or ErrNotFound.
+	Get(ctx context.Context, slot uint64) ([]byte, error)
+
+	// Range calls fn for each record with from <= Slot < to, in ascending slot
+	// order, stopping at the first error fn returns (which Range returns).
+	// to == 0 means no upper bound. fn must not call methods of the same Log.
+	Range(ctx context.Context, from, to uint64, fn func(Record) error) error
+
+	// Last returns the record with the highest slot, or ErrNotFound if the
+	// log holds no record.
+	Last(ctx context.Context) (Record, error)
+
+	// TruncateBelow deletes every record with a slot below slot and releases
+	// its memory (and, for a persistent backend, eventually its disk space).
+	// The truncation point only moves up: a smaller slot than a previous call
+	// is a no-op. It is durable on return like Write.
+	TruncateBelow(ctx context.Context, slot uint64) error
+
+	// First returns the truncation point: the lowest slot that may still hold
+	// a record (0 for a log never truncated).
+	First(ctx context.Context) (uint64, error)
+
+	// Close releases the Log's resources. Further calls return ErrClosed.
+	Close() error
+}
+
+// Durable is implemented by Logs that can report whether a successful Write
+// is on stable storage. A Log that does not implement it is treated as not
+// durable. The paxos acceptor refuses to restart from a non-durable log as if
+// it remembered its promises.
+type Durable interface {
+	Durable() bool
+}
+
+// IsDurable reports whether l declares itself durable.
+func IsDurable(l Log) bool {
+	d, ok := l.(Durable)
+	return ok && d.Durable()
+}
