@@ -1,0 +1,381 @@
+package paxos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/synod-go/synod/log"
+)
+
+// Acceptor is the Paxos acceptor role: it owns the durable promise and the
+// accepted entries of one node, answers Prepare and Accept, and streams
+// what it accepts (and knows chosen) to observers.
+//
+// Every state change is persisted, in the order it was decided, before the
+// reply that depends on it is returned: requests that arrive together share
+// one log write (group commit). No lock is held across I/O.
+type Acceptor struct {
+	logger      *slog.Logger
+	promiseLog  log.Log
+	acceptedLog log.Log
+	hooks       acceptorHooks
+
+	mu      sync.Mutex
+	st      *acceptorState
+	running bool
+	jobs    chan *writeJob // ordered writes for the committer; sent under mu
+
+	subsMu sync.Mutex
+	subs   map[*observeSub]struct{}
+}
+
+// acceptorHooks connect the acceptor to the rest of its node.
+type acceptorHooks struct {
+	done    func() Slot       // the node's done watermark, reported in Accepted
+	contact func(b Ballot)    // a leader or candidate with ballot b reached us
+	forget  func(min Slot)    // the cluster Min moved up to min
+	commit  func(commit Slot) // the highest commit heard moved up
+}
+
+type writeJob struct {
+	promise  Ballot
+	done     Slot
+	entries  []Entry
+	truncate Slot
+	event    *ObserveEvent
+	errc     chan error // nil: nobody waits
+}
+
+var errAcceptorFailed = errors.New("paxos: acceptor could not persist its state")
+
+// newAcceptor restores an acceptor from its logs.
+func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *slog.Logger, hooks acceptorHooks) (*Acceptor, Slot, error) {
+	a := &Acceptor{
+		logger:      logger,
+		promiseLog:  promiseLog,
+		acceptedLog: acceptedLog,
+		hooks:       hooks,
+		st:          newAcceptorState(),
+		subs:        make(map[*observeSub]struct{}),
+	}
+	var promised Ballot
+	var done Slot
+	if v, err := promiseLog.Get(ctx, uint64(metaPromised)); err == nil {
+		p, err := decodeUint(metaPromised, v)
+		if err != nil {
+			return nil, 0, err
+		}
+		promised = Ballot(p)
+	} else if !errors.Is(err, log.ErrNotFound) {
+		return nil, 0, fmt.Errorf("paxos: reading promise: %w", err)
+	}
+	if v, err := promiseLog.Get(ctx, uint64(metaDone)); err == nil {
+		d, err := decodeUint(metaDone, v)
+		if err != nil {
+			return nil, 0, err
+		}
+		done = Slot(d)
+	} else if !errors.Is(err, log.ErrNotFound) {
+		return nil, 0, fmt.Errorf("paxos: reading done watermark: %w", err)
+	}
+	first, err := acceptedLog.First(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("paxos: reading accepted log: %w", err)
+	}
+	a.st.restore(promised, Slot(first), Entry{})
+	err = acceptedLog.Range(ctx, first, 0, func(r log.Record) error {
+		e, err := decodeEntry(Slot(r.Slot), r.Value)
+		if err != nil {
+			return err
+		}
+		a.st.restore(0, 0, e)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("paxos: restoring accepted entries: %w", err)
+	}
+	return a, done, nil
+}
+
+// hasState reports whether the acceptor has ever promised or accepted.
+func (a *Acceptor) hasState() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.promised != 0 || a.st.maxSlot != 0 || a.st.forgotten != 0
+}
+
+// run persists jobs in order until ctx ends.
+func (a *Acceptor) run(ctx context.Context) {
+	a.mu.Lock()
+	a.jobs = make(chan *writeJob, 1024)
+	a.running = true
+	jobs := a.jobs
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running = false
+		a.mu.Unlock()
+		// Fail whatever is still queued; no more are queued now.
+		for {
+			select {
+			case j := <-jobs:
+				if j.errc != nil {
+					j.errc <- ErrStopped
+				}
+			default:
+				a.closeSubs()
+				return
+			}
+		}
+	}()
+	batch := make([]*writeJob, 0, 64)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-jobs:
+			batch = append(batch, j)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case j := <-jobs:
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		err := a.persist(ctx, batch)
+		if err != nil {
+			a.logger.Error("acceptor write failed; replies withheld", "err", err)
+			err = fmt.Errorf("%w: %w", errAcceptorFailed, err)
+		} else {
+			for _, j := range batch {
+				if j.event != nil {
+					a.publish(j.event)
+				}
+			}
+		}
+		for _, j := range batch {
+			if j.errc != nil {
+				j.errc <- err
+			}
+		}
+	}
+}
+
+// persist writes a batch of jobs: one write per log.
+func (a *Acceptor) persist(ctx context.Context, batch []*writeJob) error {
+	var promise Ballot
+	var done, truncate Slot
+	var n int
+	for _, j := range batch {
+		promise = max(promise, j.promise)
+		done = max(done, j.done)
+		truncate = max(truncate, j.truncate)
+		n += len(j.entries)
+	}
+	var meta []log.Record
+	if promise != 0 {
+		meta = append(meta, log.Record{Slot: uint64(metaPromised), Value: encodeUint(uint64(promise))})
+	}
+	if done != 0 {
+		meta = append(meta, log.Record{Slot: uint64(metaDone), Value: encodeUint(uint64(done))})
+	}
+	if len(meta) > 0 {
+		if err := a.promiseLog.Write(ctx, meta...); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		recs := make([]log.Record, 0, n)
+		var seen map[Slot]int
+		for _, j := range batch {
+			for _, e := range j.entries {
+				if seen == nil && len(batch) > 1 {
+					seen = make(map[Slot]int, n)
+				}
+				if seen != nil {
+					if i, ok := seen[e.Slot]; ok {
+						recs[i] = entryRecord(e) // a later decision wins
+						continue
+					}
+					seen[e.Slot] = len(recs)
+				}
+				recs = append(recs, entryRecord(e))
+			}
+		}
+		if err := a.acceptedLog.Write(ctx, recs...); err != nil {
+			return err
+		}
+	}
+	if truncate != 0 {
+		if err := a.acceptedLog.TruncateBelow(ctx, uint64(truncate)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue queues a job; the caller holds a.mu and has checked a.running.
+func (a *Acceptor) enqueue(j *writeJob) { a.jobs <- j }
+
+func wait(ctx context.Context, errc chan error) error {
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Prepare handles phase 1a.
+func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) {
+	a.mu.Lock()
+	if !a.running {
+		a.mu.Unlock()
+		return nil, ErrStopped
+	}
+	ok, raised := a.st.prepare(req.Ballot)
+	if !ok {
+		p := &Promise{Promised: a.st.promised, Forgotten: a.st.forgotten}
+		a.mu.Unlock()
+		return p, nil
+	}
+	// Even without a raise, wait behind earlier writes (a barrier), so the
+	// log read below sees everything accepted before this promise.
+	j := &writeJob{errc: make(chan error, 1)}
+	if raised {
+		j.promise = req.Ballot
+	}
+	forgotten := a.st.forgotten
+	a.enqueue(j)
+	a.mu.Unlock()
+	if err := wait(ctx, j.errc); err != nil {
+		return nil, err
+	}
+	if a.hooks.contact != nil {
+		a.hooks.contact(req.Ballot)
+	}
+	from := max(req.From, forgotten)
+	var entries []Entry
+	err := a.acceptedLog.Range(ctx, uint64(from), 0, func(r log.Record) error {
+		e, err := decodeEntry(Slot(r.Slot), r.Value)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("paxos: reading accepted entries: %w", err)
+	}
+	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Entries: entries}, nil
+}
+
+// Accept handles phase 2a and heartbeats.
+func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
+	a.mu.Lock()
+	if !a.running {
+		a.mu.Unlock()
+		return nil, ErrStopped
+	}
+	var done Slot
+	if a.hooks.done != nil {
+		done = a.hooks.done()
+	}
+	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
+	r := a.st.accept(req)
+	if !r.ok {
+		rep := &Accepted{Promised: a.st.promised, Done: done}
+		a.mu.Unlock()
+		return rep, nil
+	}
+	j := &writeJob{entries: r.stored, errc: make(chan error, 1)}
+	if r.raised {
+		j.promise = req.Ballot
+	}
+	if req.Min > a.st.forgotten && a.st.forget(req.Min) {
+		j.truncate = req.Min
+	}
+	j.event = a.eventLocked(r.stored, r.marked, oldCommit, oldForgotten)
+	commit, forgotten := a.st.commit, a.st.forgotten
+	a.enqueue(j)
+	a.mu.Unlock()
+	if err := wait(ctx, j.errc); err != nil {
+		return nil, err
+	}
+	if a.hooks.contact != nil {
+		a.hooks.contact(req.Ballot)
+	}
+	if forgotten > oldForgotten && a.hooks.forget != nil {
+		a.hooks.forget(forgotten)
+	}
+	if commit > oldCommit && a.hooks.commit != nil {
+		a.hooks.commit(commit)
+	}
+	return &Accepted{OK: true, Promised: req.Ballot, Done: done}, nil
+}
+
+// markChosen is the local leader telling its own acceptor what it saw
+// chosen in ballot b, so the leader's node learns without a message.
+func (a *Acceptor) markChosen(b Ballot, commit Slot, chosen []Slot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.running {
+		return
+	}
+	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
+	marked := a.st.markChosen(b, commit, chosen)
+	if ev := a.eventLocked(nil, marked, oldCommit, oldForgotten); ev != nil {
+		a.enqueue(&writeJob{event: ev})
+	}
+}
+
+// forget moves the truncation point up (the node learned a new Min).
+func (a *Acceptor) forget(min Slot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.running {
+		return
+	}
+	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
+	if a.st.forget(min) {
+		a.enqueue(&writeJob{truncate: min, event: a.eventLocked(nil, nil, oldCommit, oldForgotten)})
+	}
+}
+
+// persistDone records the node's done watermark (asynchronously).
+func (a *Acceptor) persistDone(done Slot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running {
+		a.enqueue(&writeJob{done: done})
+	}
+}
+
+// eventLocked builds the observe event for a state change, or nil if there
+// is nothing new to tell.
+func (a *Acceptor) eventLocked(stored, marked []Entry, oldCommit, oldForgotten Slot) *ObserveEvent {
+	if len(stored) == 0 && len(marked) == 0 && a.st.commit == oldCommit && a.st.forgotten == oldForgotten {
+		return nil
+	}
+	ev := &ObserveEvent{Commit: a.st.commit, Forgotten: a.st.forgotten}
+	if len(stored)+len(marked) > 0 {
+		ev.Entries = make([]Entry, 0, len(stored)+len(marked))
+		ev.Entries = append(ev.Entries, stored...)
+		ev.Entries = append(ev.Entries, marked...)
+	}
+	return ev
+}
+
+// status returns the promised ballot and the highest slot accepted + 1.
+func (a *Acceptor) status() (promised Ballot, maxSlot Slot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.promised, a.st.maxSlot
+}

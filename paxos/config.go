@@ -1,0 +1,142 @@
+package paxos
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/synod-go/synod/log"
+)
+
+// Config configures one node. Zero values of the tuning fields take the
+// documented defaults; New fills them in on its own copy.
+type Config struct {
+	// ID is this node's id; it must appear in the membership passed to
+	// Start. Required to be unique in the cluster.
+	ID NodeID
+
+	// PromiseLog, AcceptedLog and RecordedLog hold the acceptor's promise
+	// (and the node's done watermark), the acceptor's accepted entries, and
+	// the observer's chosen values. Required. For a node that must survive a
+	// restart as an acceptor, all three must be durable (log.Badger); see
+	// AllowVolatileRestart.
+	PromiseLog  log.Log
+	AcceptedLog log.Log
+	RecordedLog log.Log
+
+	// AcceptorDialer, ObserverDialer and ProposerDialer return clients for a
+	// remote member's roles. They are called once per member by Start; the
+	// clients are used concurrently. TransportDialers builds all three from a
+	// transport.Dialer. Required.
+	AcceptorDialer func(m Member) (AcceptorClient, error)
+	ObserverDialer func(m Member) (ObserverClient, error)
+	ProposerDialer func(m Member) (ProposerClient, error)
+
+	// Clock is the time source for every timer. Default: the real clock.
+	Clock clockwork.Clock
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+
+	// ElectionTimeout is how long a follower waits without hearing a leader
+	// before it probes and campaigns; each wait is randomized in
+	// [ElectionTimeout, 2*ElectionTimeout). Default 500ms.
+	ElectionTimeout time.Duration
+	// HeartbeatInterval is how often an idle leader tells followers it is
+	// alive and how far the log is committed. Must be well below
+	// ElectionTimeout. Default 50ms.
+	HeartbeatInterval time.Duration
+	// RPCTimeout bounds each call to a remote role. Default 1s.
+	RPCTimeout time.Duration
+	// MaxBatch is the most values one Accept carries. 1 turns batching off.
+	// Default 256.
+	MaxBatch int
+	// MaxInflight is the most Accepts (batches) a leader has in flight at
+	// once (the pipeline window). Default 8.
+	MaxInflight int
+	// MaxPending bounds the values queued at the leader behind the window;
+	// Propose blocks while the queue is full. Default 4096.
+	MaxPending int
+	// MaxValueSize is the largest value Propose accepts. Default 16 MiB.
+	MaxValueSize int
+	// CatchupDelay is how long an observer waits for the local acceptor to
+	// learn a slot it knows to be chosen before fetching it from peers.
+	// Default 2*HeartbeatInterval.
+	CatchupDelay time.Duration
+
+	// AllowVolatileRestart lets New start an acceptor from logs that are not
+	// durable but already hold state. Without it such a restart fails with
+	// ErrNotDurable. Only for tests that keep log.Memory instances across a
+	// simulated restart (which is then not a real loss of state).
+	AllowVolatileRestart bool
+
+	// Seed seeds the randomness of election timeouts and backoff. Default:
+	// derived from ID.
+	Seed int64
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.Clock == nil {
+		d.Clock = clockwork.NewRealClock()
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.ElectionTimeout == 0 {
+		d.ElectionTimeout = 500 * time.Millisecond
+	}
+	if d.HeartbeatInterval == 0 {
+		d.HeartbeatInterval = 50 * time.Millisecond
+	}
+	if d.RPCTimeout == 0 {
+		d.RPCTimeout = time.Second
+	}
+	if d.MaxBatch == 0 {
+		d.MaxBatch = 256
+	}
+	if d.MaxInflight == 0 {
+		d.MaxInflight = 8
+	}
+	if d.MaxPending == 0 {
+		d.MaxPending = 4096
+	}
+	if d.MaxValueSize == 0 {
+		d.MaxValueSize = 16 << 20
+	}
+	if d.CatchupDelay == 0 {
+		d.CatchupDelay = 2 * d.HeartbeatInterval
+	}
+	if d.Seed == 0 {
+		d.Seed = int64(d.ID)*7919 + 1
+	}
+	return d
+}
+
+// Validate reports the first problem with c, after defaults are applied.
+func (c *Config) Validate() error {
+	d := c.withDefaults()
+	var errs []error
+	if d.PromiseLog == nil || d.AcceptedLog == nil || d.RecordedLog == nil {
+		errs = append(errs, errors.New("PromiseLog, AcceptedLog and RecordedLog are required"))
+	}
+	if d.AcceptorDialer == nil || d.ObserverDialer == nil || d.ProposerDialer == nil {
+		errs = append(errs, errors.New("AcceptorDialer, ObserverDialer and ProposerDialer are required (see TransportDialers)"))
+	}
+	if d.ElectionTimeout < 0 || d.HeartbeatInterval < 0 || d.RPCTimeout < 0 || d.CatchupDelay < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if d.HeartbeatInterval*2 > d.ElectionTimeout {
+		errs = append(errs, fmt.Errorf("HeartbeatInterval (%v) must be at most half of ElectionTimeout (%v)", d.HeartbeatInterval, d.ElectionTimeout))
+	}
+	if d.MaxBatch < 0 || d.MaxInflight < 0 || d.MaxPending < 0 || d.MaxValueSize < 0 {
+		errs = append(errs, errors.New("MaxBatch, MaxInflight, MaxPending and MaxValueSize must not be negative"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("paxos: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}

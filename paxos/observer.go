@@ -1,0 +1,356 @@
+package paxos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/synod-go/synod/log"
+)
+
+// Observer is the learner role: it subscribes to acceptors, decides which
+// values are chosen, records them in the recorded log, and delivers them in
+// slot order (see (*Paxos).Learn).
+//
+// It always follows its own node's acceptor; it opens streams to the other
+// acceptors only to catch up, when it knows of chosen slots its own acceptor
+// cannot vouch for (a lost message, a partition, a late start).
+type Observer struct {
+	logger   *slog.Logger
+	clock    clockwork.Clock
+	recorded log.Log
+	delay    time.Duration
+
+	clients []ObserverClient // by acceptor index
+	self    int
+
+	events chan observed
+
+	mu      sync.Mutex
+	st      *observerState
+	changed chan struct{} // closed and replaced when the watermark or min moves
+}
+
+type observed struct {
+	idx int
+	ev  *ObserveEvent
+}
+
+func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clock clockwork.Clock, delay time.Duration) (*Observer, error) {
+	o := &Observer{
+		logger:   logger,
+		clock:    clock,
+		recorded: recorded,
+		delay:    delay,
+		events:   make(chan observed, 256),
+		changed:  make(chan struct{}),
+		st:       newObserverState(1),
+	}
+	first, err := recorded.First(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("paxos: reading recorded log: %w", err)
+	}
+	o.st.min = Slot(first)
+	o.st.watermark = Slot(first)
+	err = recorded.Range(ctx, first, 0, func(r log.Record) error {
+		if _, err := decodeEntry(Slot(r.Slot), r.Value); err != nil {
+			return err
+		}
+		o.st.recorded[Slot(r.Slot)] = true
+		o.st.maxKnown = max(o.st.maxKnown, Slot(r.Slot)+1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("paxos: restoring recorded log: %w", err)
+	}
+	o.st.record(nil)
+	return o, nil
+}
+
+// run follows the acceptors until ctx ends.
+func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, seed int64) {
+	o.mu.Lock()
+	o.clients = clients
+	o.self = self
+	old := o.st
+	o.st = newObserverState(len(clients))
+	o.st.min, o.st.watermark, o.st.recorded, o.st.maxKnown = old.min, old.watermark, old.recorded, old.maxKnown
+	o.mu.Unlock()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rng := rand.New(rand.NewSource(seed))
+	follow := func(ctx context.Context, idx int) {
+		defer wg.Done()
+		o.follow(ctx, idx, rand.New(rand.NewSource(rng.Int63())))
+	}
+	wg.Add(1)
+	go follow(ctx, self)
+
+	// Remote streams, open only while catching up.
+	var remote struct{ cancel context.CancelFunc }
+	stopRemote := func() {
+		if remote.cancel != nil {
+			remote.cancel()
+			remote.cancel = nil
+		}
+	}
+	defer stopRemote()
+	var laggingSince time.Time
+	tick := o.clock.NewTicker(max(o.delay/2, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-o.events:
+			o.handle(ctx, m)
+		drain:
+			for range 64 {
+				select {
+				case m := <-o.events:
+					o.handle(ctx, m)
+				default:
+					break drain
+				}
+			}
+		case <-tick.Chan():
+			o.mu.Lock()
+			lag := o.st.lagging()
+			o.mu.Unlock()
+			now := o.clock.Now()
+			switch {
+			case !lag:
+				laggingSince = time.Time{}
+				stopRemote()
+			case laggingSince.IsZero():
+				laggingSince = now
+			case remote.cancel == nil && now.Sub(laggingSince) >= o.delay && len(clients) > 1:
+				var rctx context.Context
+				rctx, remote.cancel = context.WithCancel(ctx)
+				o.logger.Debug("observer catching up from peers")
+				for i := range clients {
+					if i != self {
+						wg.Add(1)
+						go follow(rctx, i)
+					}
+				}
+			}
+		}
+	}
+}
+
+// follow keeps a stream to acceptor idx open until ctx ends, reconnecting
+// with backoff from the observer's current watermark.
+func (o *Observer) follow(ctx context.Context, idx int, rng *rand.Rand) {
+	backoff := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		o.mu.Lock()
+		from := o.st.watermark
+		o.mu.Unlock()
+		s, err := o.clients[idx].Observe(ctx, &ObserveRequest{From: from})
+		if err == nil {
+			for {
+				ev, rerr := s.Recv()
+				if rerr != nil {
+					err = rerr
+					break
+				}
+				backoff = 10 * time.Millisecond
+				select {
+				case o.events <- observed{idx: idx, ev: ev}:
+				case <-ctx.Done():
+				}
+				if ctx.Err() != nil {
+					break
+				}
+			}
+			s.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		o.logger.Debug("observe stream ended", "acceptor", idx, "err", err)
+		d := backoff + time.Duration(rng.Int63n(int64(backoff)))
+		backoff = min(backoff*2, time.Second)
+		select {
+		case <-o.clock.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handle decides and records what one event settles.
+func (o *Observer) handle(ctx context.Context, m observed) {
+	o.mu.Lock()
+	if m.ev.Forgotten > o.st.min {
+		o.forgetLocked(ctx, m.ev.Forgotten)
+	}
+	decided := o.st.observe(m.idx, m.ev)
+	o.mu.Unlock()
+	if len(decided) == 0 {
+		return
+	}
+	recs := make([]log.Record, len(decided))
+	slots := make([]Slot, len(decided))
+	for i, e := range decided {
+		recs[i] = entryRecord(Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+		slots[i] = e.Slot
+	}
+	if err := o.recorded.Write(ctx, recs...); err != nil {
+		// Undo: the slots will be decided again from later events.
+		o.logger.Error("recording chosen values failed", "err", err)
+		o.mu.Lock()
+		for _, s := range slots {
+			delete(o.st.deciding, s)
+		}
+		o.mu.Unlock()
+		return
+	}
+	o.mu.Lock()
+	o.st.record(slots)
+	o.broadcastLocked()
+	o.mu.Unlock()
+}
+
+func (o *Observer) broadcastLocked() {
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// forget drops everything below min (the cluster's Min moved).
+func (o *Observer) forget(ctx context.Context, min Slot) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.forgetLocked(ctx, min)
+}
+
+func (o *Observer) forgetLocked(ctx context.Context, min Slot) {
+	if !o.st.forget(min) {
+		return
+	}
+	if err := o.recorded.TruncateBelow(ctx, uint64(min)); err != nil {
+		o.logger.Error("truncating recorded log failed", "err", err)
+	}
+	o.broadcastLocked()
+}
+
+// hint tells the observer that slots below commit, and slot want if not
+// nil, are chosen somewhere.
+func (o *Observer) hint(commit Slot, want *Slot) {
+	o.mu.Lock()
+	o.st.hint(commit, want)
+	o.mu.Unlock()
+}
+
+// status returns what this node knows of slot.
+func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
+	o.mu.Lock()
+	min := o.st.min
+	rec := slot < o.st.watermark || o.st.recorded[slot]
+	o.mu.Unlock()
+	if slot < min {
+		return Forgotten, Entry{}, nil
+	}
+	if !rec {
+		return Pending, Entry{}, nil
+	}
+	v, err := o.recorded.Get(ctx, uint64(slot))
+	if errors.Is(err, log.ErrNotFound) {
+		return Forgotten, Entry{}, nil // truncated meanwhile
+	}
+	if err != nil {
+		return Pending, Entry{}, err
+	}
+	e, err := decodeEntry(slot, v)
+	return Decided, e, err
+}
+
+// positions returns the watermark, min, and the highest known slot + 1.
+func (o *Observer) positions() (watermark, min, maxKnown Slot) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.st.watermark, o.st.min, o.st.maxKnown
+}
+
+// learn blocks until slot from is recorded, then returns up to limit
+// consecutive recorded values starting there.
+func (o *Observer) learn(ctx context.Context, from Slot, limit int) ([]Chosen, error) {
+	if limit <= 0 {
+		limit = 1
+	}
+	for {
+		o.mu.Lock()
+		wm, min, ch := o.st.watermark, o.st.min, o.changed
+		o.mu.Unlock()
+		if from < min {
+			return nil, fmt.Errorf("%w: slot %d is below Min %d", ErrForgotten, from, min)
+		}
+		if from < wm {
+			to := min2(wm, from+Slot(limit))
+			out := make([]Chosen, 0, int(to-from))
+			err := o.recorded.Range(ctx, uint64(from), uint64(to), func(r log.Record) error {
+				e, err := decodeEntry(Slot(r.Slot), r.Value)
+				if err != nil {
+					return err
+				}
+				if e.Slot != from+Slot(len(out)) {
+					return fmt.Errorf("%w: slot %d", ErrForgotten, from+Slot(len(out)))
+				}
+				out = append(out, Chosen{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			if len(out) == 0 {
+				return nil, fmt.Errorf("%w: slot %d", ErrForgotten, from)
+			}
+			return out, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// waitSlot blocks until slot is recorded (or forgotten) and returns it.
+func (o *Observer) waitSlot(ctx context.Context, slot Slot) (Fate, Entry, error) {
+	for {
+		o.mu.Lock()
+		ch := o.changed
+		o.mu.Unlock()
+		f, e, err := o.status(ctx, slot)
+		if err != nil || f != Pending {
+			return f, e, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Pending, Entry{}, ctx.Err()
+		}
+	}
+}
+
+func min2(a, b Slot) Slot {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// knows reports whether slot is recorded here or forgotten.
+func (o *Observer) knows(slot Slot) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slot < o.st.watermark || o.st.recorded[slot]
+}

@@ -1,0 +1,710 @@
+package paxos
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+)
+
+// Proposer is the proposer role of one node. Its decisions are made by a
+// proposerState owned by a single loop goroutine; calls to acceptors run on
+// a fixed pool of sender goroutines per acceptor and report back to the
+// loop, so no lock is ever held across I/O and no goroutine is started per
+// value.
+type Proposer struct {
+	cfg    Config
+	logger *slog.Logger
+	clock  clockwork.Clock
+	node   *Paxos
+
+	// Set by run, read-only afterwards.
+	members  []Member
+	self     int
+	clients  []AcceptorClient
+	pclients []ProposerClient
+	sendq    []chan sendJob
+
+	props  chan *proposal // proposals for the loop (bounded: back-pressure)
+	events chan func()    // results and timers, executed by the loop
+
+	// Shared with other goroutines.
+	leaderBallot atomic.Uint64 // the leader this node believes in (0: none)
+	leading      atomic.Bool
+	lastContact  atomic.Int64 // clock time (UnixNano) a leader or candidate last reached us
+	running      atomic.Bool
+	runCtx       context.Context // the context run was called with
+
+	explicitMu sync.Mutex
+	explicit   map[Slot][]byte // explicit-slot proposals made here, until known decided
+	retrying   atomic.Bool
+
+	// Owned by the loop goroutine.
+	st          *proposerState
+	rng         *rand.Rand
+	queue       []Entry // assigned, not yet sent
+	inflight    int
+	waiters     map[Slot]*proposal
+	lastSent    []time.Time
+	lastOK      []time.Time
+	timeout     time.Duration // this round's randomized election timeout
+	probing     bool
+	campaignEnd time.Time
+	failingFrom time.Time // forwarding to the leader has failed since
+}
+
+// proposal is a value waiting to be chosen.
+type proposal struct {
+	value    []byte
+	explicit bool
+	slot     Slot
+	reply    chan proposeResult // nil: nobody waits
+	wait     bool               // reply when chosen, not when queued
+}
+
+type proposeResult struct {
+	status ProposeStatus
+	slot   Slot
+}
+
+// batch is one Accept's worth of entries of one ballot.
+type batch struct {
+	ballot    Ballot
+	entries   []Entry
+	slots     []Slot
+	remaining int
+	acked     uint64
+	done      atomic.Bool
+}
+
+type jobKind int
+
+const (
+	jobAccept jobKind = iota
+	jobHeartbeat
+	jobPrepare
+)
+
+type sendJob struct {
+	kind    jobKind
+	accept  *Accept
+	prepare *Prepare
+	batch   *batch
+}
+
+func newProposer(cfg Config, node *Paxos) *Proposer {
+	return &Proposer{
+		cfg:      cfg,
+		logger:   cfg.Logger,
+		clock:    cfg.Clock,
+		node:     node,
+		props:    make(chan *proposal, cfg.MaxPending),
+		events:   make(chan func(), 1024),
+		explicit: make(map[Slot][]byte),
+		waiters:  make(map[Slot]*proposal),
+		rng:      rand.New(rand.NewSource(cfg.Seed)),
+	}
+}
+
+// run drives the proposer until ctx ends.
+func (p *Proposer) run(ctx context.Context, members []Member, self int, clients []AcceptorClient, pclients []ProposerClient) {
+	p.members, p.self, p.clients, p.pclients = members, self, clients, pclients
+	p.runCtx = ctx
+	n := len(members)
+	p.st = newProposerState(members[self].ID, n, self)
+	promised, _ := p.node.acceptor.status()
+	p.st.see(promised)
+	p.lastSent = make([]time.Time, n)
+	p.lastOK = make([]time.Time, n)
+	p.sendq = make([]chan sendJob, n)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range n {
+		p.sendq[i] = make(chan sendJob, 4*p.cfg.MaxInflight+16)
+		for range p.cfg.MaxInflight + 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.sender(ctx, i)
+			}()
+		}
+	}
+	p.touch()
+	p.timeout = p.randomTimeout()
+	p.running.Store(true)
+	defer p.shutdown()
+	tick := p.clock.NewTicker(p.tickEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-p.events:
+			f()
+		case pr := <-p.props:
+			p.handleProposal(pr)
+			for range 256 {
+				select {
+				case pr := <-p.props:
+					p.handleProposal(pr)
+					continue
+				default:
+				}
+				break
+			}
+			p.flush()
+		case <-tick.Chan():
+			p.onTick(ctx)
+		}
+	}
+}
+
+func (p *Proposer) tickEvery() time.Duration {
+	return max(min(p.cfg.HeartbeatInterval, p.cfg.ElectionTimeout/4), time.Millisecond)
+}
+
+func (p *Proposer) shutdown() {
+	p.running.Store(false)
+	p.leading.Store(false)
+	for slot, w := range p.waiters {
+		delete(p.waiters, slot)
+		w.reply <- proposeResult{status: ProposeNotLeader}
+	}
+	for {
+		select {
+		case pr := <-p.props:
+			if pr.reply != nil {
+				pr.reply <- proposeResult{status: ProposeNotLeader}
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (p *Proposer) randomTimeout() time.Duration {
+	t := p.cfg.ElectionTimeout
+	return t + time.Duration(p.rng.Int63n(int64(t)))
+}
+
+// touch records contact with a leader or candidate now.
+func (p *Proposer) touch() { p.lastContact.Store(p.clock.Now().UnixNano()) }
+
+// post runs f on the loop goroutine (dropped if the loop is gone).
+func (p *Proposer) post(ctx context.Context, f func()) {
+	select {
+	case p.events <- f:
+	case <-ctx.Done():
+	}
+}
+
+// contact is called by the local acceptor when a leader or candidate with
+// ballot b reached it.
+func (p *Proposer) contact(b Ballot) {
+	p.touch()
+	if b > Ballot(p.leaderBallot.Load()) {
+		p.leaderBallot.Store(uint64(b))
+	}
+}
+
+// leader returns the index of the member believed to lead, or -1.
+func (p *Proposer) leader() int {
+	b := Ballot(p.leaderBallot.Load())
+	if b == 0 {
+		return -1
+	}
+	for i, m := range p.members {
+		if m.ID == b.Proposer() {
+			return i
+		}
+	}
+	return -1
+}
+
+// handleProposal assigns a slot to a proposal (leader only).
+func (p *Proposer) handleProposal(pr *proposal) {
+	st := p.st
+	if st.role != leader {
+		if pr.reply != nil {
+			pr.reply <- proposeResult{status: ProposeNotLeader}
+		}
+		return
+	}
+	if pr.explicit {
+		if st.taken(pr.slot) || pr.slot < p.node.Min() || p.node.observer.knows(pr.slot) {
+			if pr.reply != nil {
+				pr.reply <- proposeResult{status: ProposeTaken, slot: pr.slot}
+			}
+			return
+		}
+	}
+	e := st.assign(Entry{Slot: pr.slot, Value: pr.value}, pr.explicit)
+	p.queue = append(p.queue, e)
+	if pr.reply != nil {
+		if pr.wait {
+			p.waiters[e.Slot] = pr
+		} else {
+			pr.reply <- proposeResult{status: ProposeOK, slot: e.Slot}
+		}
+	}
+}
+
+// flush sends queued entries in batches while the window has room.
+func (p *Proposer) flush() {
+	for p.st.role == leader && p.inflight < p.cfg.MaxInflight && len(p.queue) > 0 {
+		k := min(len(p.queue), p.cfg.MaxBatch)
+		b := &batch{ballot: p.st.ballot, entries: p.queue[:k:k], remaining: k}
+		b.slots = make([]Slot, k)
+		for i, e := range b.entries {
+			b.slots[i] = e.Slot
+			if st := p.st.slots[e.Slot]; st != nil {
+				st.batch = b
+			} else {
+				b.remaining-- // chosen meanwhile (cannot happen before sending, kept for safety)
+			}
+		}
+		p.queue = p.queue[k:]
+		if len(p.queue) == 0 {
+			p.queue = nil
+		}
+		p.inflight++
+		for i := range p.members {
+			p.sendAccept(i, b)
+		}
+	}
+}
+
+func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
+	return &Accept{
+		Ballot:  b,
+		Commit:  p.st.commit,
+		Min:     p.st.min,
+		Done:    p.node.doneMark(),
+		Chosen:  p.st.chosenList(1024),
+		Entries: entries,
+	}
+}
+
+func (p *Proposer) sendAccept(i int, b *batch) {
+	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b}
+	p.lastSent[i] = p.clock.Now()
+	select {
+	case p.sendq[i] <- job:
+	default:
+		p.retryLater(i, b) // the peer is slow; try again later
+	}
+}
+
+func (p *Proposer) retryLater(i int, b *batch) {
+	p.clock.AfterFunc(p.cfg.HeartbeatInterval, func() {
+		select {
+		case p.events <- func() {
+			if !b.done.Load() && p.st.role == leader && p.st.ballot == b.ballot && b.acked&(1<<i) == 0 {
+				p.sendAccept(i, b)
+			}
+		}:
+		default:
+		}
+	})
+}
+
+// sender runs calls to acceptor i.
+func (p *Proposer) sender(ctx context.Context, i int) {
+	for {
+		var job sendJob
+		select {
+		case <-ctx.Done():
+			return
+		case job = <-p.sendq[i]:
+		}
+		if job.batch != nil && job.batch.done.Load() {
+			continue
+		}
+		cctx, cancel := clockwork.WithTimeout(ctx, p.clock, p.cfg.RPCTimeout)
+		switch job.kind {
+		case jobPrepare:
+			rep, err := p.clients[i].Prepare(cctx, job.prepare)
+			cancel()
+			b := job.prepare.Ballot
+			p.post(ctx, func() { p.onPromise(i, b, rep, err) })
+		case jobAccept, jobHeartbeat:
+			var rep *Accepted
+			var err error
+			if hb, ok := p.clients[i].(HeartbeatClient); ok && job.kind == jobHeartbeat {
+				rep, err = hb.Heartbeat(cctx, job.accept)
+			} else {
+				rep, err = p.clients[i].Accept(cctx, job.accept)
+			}
+			cancel()
+			b, bt := job.accept.Ballot, job.batch
+			p.post(ctx, func() { p.onAccepted(i, b, bt, rep, err) })
+		}
+	}
+}
+
+func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err error) {
+	st := p.st
+	if err != nil {
+		if bt != nil {
+			p.retryLater(i, bt)
+		}
+		return
+	}
+	if rep.Done != 0 || i == p.self {
+		p.noteDone(i, rep.Done)
+	}
+	if !rep.OK {
+		if st.rejected(b, rep.Promised) {
+			p.logger.Info("leadership lost", "ballot", b, "promised", rep.Promised)
+			p.lostLeadership(rep.Promised)
+		}
+		return
+	}
+	if st.role != leader || b != st.ballot {
+		return
+	}
+	p.lastOK[i] = p.clock.Now()
+	if bt == nil {
+		return
+	}
+	bt.acked |= 1 << i
+	chosen := st.accepted(i, b, bt.slots)
+	if len(chosen) == 0 {
+		return
+	}
+	for _, slot := range chosen {
+		if w := p.waiters[slot]; w != nil {
+			delete(p.waiters, slot)
+			w.reply <- proposeResult{status: ProposeOK, slot: slot}
+		}
+	}
+	bt.remaining -= len(chosen)
+	if bt.remaining <= 0 && !bt.done.Load() {
+		bt.done.Store(true)
+		p.inflight--
+	}
+	p.node.acceptor.markChosen(b, st.commit, st.chosenList(1024))
+	p.flush()
+}
+
+func (p *Proposer) noteDone(i int, d Slot) {
+	if m, moved := p.st.done(i, d); moved {
+		p.node.setMin(m)
+	}
+}
+
+// lostLeadership steps down: values never sent are refused at once; values
+// in flight may still be chosen, so their callers wait for the outcome.
+func (p *Proposer) lostLeadership(promised Ballot) {
+	p.leading.Store(false)
+	if promised > Ballot(p.leaderBallot.Load()) {
+		p.leaderBallot.Store(uint64(promised))
+	}
+	sent := make(map[Slot]bool)
+	for slot, st := range p.st.slots {
+		if st.batch != nil {
+			sent[slot] = true
+		}
+	}
+	for slot, w := range p.waiters {
+		delete(p.waiters, slot)
+		if !sent[slot] {
+			w.reply <- proposeResult{status: ProposeNotLeader}
+			continue
+		}
+		go p.watch(slot, w)
+	}
+	p.queue = nil
+	p.inflight = 0
+	clear(p.st.slots)
+	p.touch()
+	p.timeout = p.randomTimeout()
+}
+
+// watch resolves a proposal whose leader stepped down while it was in
+// flight: it is ours if the slot ends up holding our value.
+func (p *Proposer) watch(slot Slot, w *proposal) {
+	f, e, err := p.node.observer.waitSlot(p.runCtx, slot)
+	if err == nil && f == Decided && !e.NoOp && bytes.Equal(e.Value, w.value) {
+		w.reply <- proposeResult{status: ProposeOK, slot: slot}
+		return
+	}
+	w.reply <- proposeResult{status: ProposeNotLeader}
+}
+
+func (p *Proposer) onTick(ctx context.Context) {
+	now := p.clock.Now()
+	st := p.st
+	switch st.role {
+	case leader:
+		p.noteDone(p.self, p.node.doneMark())
+		p.lastOK[p.self] = now
+		live := 0
+		for i := range p.members {
+			if now.Sub(p.lastOK[i]) < p.cfg.ElectionTimeout {
+				live++
+			}
+		}
+		if live < st.quorum {
+			p.logger.Info("leader lost contact with a quorum; stepping down", "ballot", st.ballot)
+			st.stepDown()
+			p.lostLeadership(0)
+			return
+		}
+		for i := range p.members {
+			if i == p.self || now.Sub(p.lastSent[i]) < p.cfg.HeartbeatInterval {
+				continue
+			}
+			p.lastSent[i] = now
+			select {
+			case p.sendq[i] <- sendJob{kind: jobHeartbeat, accept: p.acceptMsg(st.ballot, nil)}:
+			default:
+			}
+		}
+	case candidate:
+		if now.After(p.campaignEnd) {
+			st.stepDown()
+			p.touch()
+			p.timeout = p.randomTimeout()
+		}
+	case follower:
+		last := time.Unix(0, p.lastContact.Load())
+		if !p.probing && now.Sub(last) >= p.timeout {
+			p.probing = true
+			p.timeout = p.randomTimeout()
+			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID))
+		}
+	}
+	p.retryExplicit(ctx)
+}
+
+// probe asks the peers whether they hear a leader (pre-vote), and
+// campaigns only if a quorum does not.
+func (p *Proposer) probe(ctx context.Context, ballot Ballot) {
+	type res struct {
+		rep *ProbeReply
+		err error
+	}
+	results := make(chan res, len(p.members))
+	for i := range p.members {
+		if i == p.self {
+			continue
+		}
+		go func() {
+			cctx, cancel := clockwork.WithTimeout(ctx, p.clock, p.cfg.RPCTimeout)
+			defer cancel()
+			rep, err := p.pclients[i].Probe(cctx, &Probe{Ballot: ballot})
+			results <- res{rep, err}
+		}()
+	}
+	noLeader, alive := 1, Ballot(0)
+	var promised Ballot
+	for range len(p.members) - 1 {
+		r := <-results
+		if r.err != nil {
+			continue
+		}
+		promised = max(promised, r.rep.Promised)
+		if r.rep.LeaderAlive {
+			alive = max(alive, r.rep.Leader)
+		} else {
+			noLeader++
+		}
+	}
+	p.post(ctx, func() {
+		p.probing = false
+		p.st.see(promised)
+		if p.st.role != follower {
+			return
+		}
+		if alive != 0 {
+			if alive >= Ballot(p.leaderBallot.Load()) {
+				p.leaderBallot.Store(uint64(alive))
+			}
+			p.touch()
+			return
+		}
+		if noLeader >= p.st.quorum {
+			p.campaign()
+			return
+		}
+		p.touch()
+	})
+}
+
+// campaign runs phase 1 for every slot this node has not recorded.
+func (p *Proposer) campaign() {
+	promised, _ := p.node.acceptor.status()
+	p.st.see(promised)
+	wm, _, _ := p.node.observer.positions()
+	prep := p.st.campaign(max(wm, p.node.Min()))
+	p.logger.Debug("campaigning", "ballot", prep.Ballot, "from", prep.From)
+	p.campaignEnd = p.clock.Now().Add(2 * p.cfg.RPCTimeout)
+	for i := range p.members {
+		select {
+		case p.sendq[i] <- sendJob{kind: jobPrepare, prepare: prep}:
+		default:
+		}
+	}
+}
+
+func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
+	if err != nil {
+		return
+	}
+	won, lost := p.st.promise(i, b, rep)
+	if lost {
+		p.touch()
+		p.timeout = p.randomTimeout()
+		return
+	}
+	if !won {
+		return
+	}
+	re := p.st.win()
+	p.logger.Info("leading", "ballot", p.st.ballot, "from", p.st.start, "reproposals", len(re))
+	p.leaderBallot.Store(uint64(p.st.ballot))
+	p.leading.Store(true)
+	now := p.clock.Now()
+	for i := range p.lastOK {
+		p.lastOK[i] = now // a quorum just answered; give the rest time
+	}
+	for _, e := range re {
+		p.queue = append(p.queue, p.st.assign(e, true))
+	}
+	// Announce the leadership at once (and the commit point) to everyone.
+	for i := range p.members {
+		if i != p.self {
+			p.lastSent[i] = now
+			select {
+			case p.sendq[i] <- sendJob{kind: jobHeartbeat, accept: p.acceptMsg(p.st.ballot, nil)}:
+			default:
+			}
+		}
+	}
+	p.flush()
+}
+
+// forwardFailed notes that the leader could not be reached; after half an
+// election timeout of failures this node campaigns itself.
+func (p *Proposer) forwardFailed(ctx context.Context) {
+	p.post(ctx, func() {
+		now := p.clock.Now()
+		if p.failingFrom.IsZero() {
+			p.failingFrom = now
+			return
+		}
+		if p.st.role == follower && now.Sub(p.failingFrom) >= p.cfg.ElectionTimeout/2 {
+			p.failingFrom = time.Time{}
+			p.campaign()
+		}
+	})
+}
+
+func (p *Proposer) forwardOK(ctx context.Context) {
+	p.post(ctx, func() { p.failingFrom = time.Time{} })
+}
+
+// kick asks the loop to look for a leader now (a proposal is waiting).
+func (p *Proposer) kick(ctx context.Context) {
+	p.post(ctx, func() {
+		if p.st.role == follower && !p.probing && p.leader() < 0 {
+			p.probing = true
+			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID))
+		}
+	})
+}
+
+// handleProbe answers a peer's pre-vote question.
+func (p *Proposer) handleProbe(req *Probe) *ProbeReply {
+	promised, _ := p.node.acceptor.status()
+	rep := &ProbeReply{Promised: promised, Leader: Ballot(p.leaderBallot.Load())}
+	if p.leading.Load() {
+		rep.LeaderAlive = true
+		return rep
+	}
+	last := time.Unix(0, p.lastContact.Load())
+	rep.LeaderAlive = rep.Leader != 0 && p.clock.Since(last) < p.cfg.ElectionTimeout
+	return rep
+}
+
+// submit hands a proposal to the loop and waits for the loop's answer.
+func (p *Proposer) submit(ctx context.Context, pr *proposal) (proposeResult, error) {
+	if !p.running.Load() {
+		return proposeResult{}, ErrStopped
+	}
+	pr.reply = make(chan proposeResult, 1)
+	select {
+	case p.props <- pr:
+	case <-ctx.Done():
+		return proposeResult{}, ctx.Err()
+	}
+	select {
+	case r := <-pr.reply:
+		return r, nil
+	case <-ctx.Done():
+		return proposeResult{}, ctx.Err()
+	}
+}
+
+// handlePropose serves a proposal forwarded by another node.
+func (p *Proposer) handlePropose(ctx context.Context, req *ProposeRequest) *ProposeReply {
+	rep := &ProposeReply{Status: ProposeNotLeader, Leader: Ballot(p.leaderBallot.Load())}
+	if p.leading.Load() {
+		r, err := p.submit(ctx, &proposal{value: req.Value, explicit: req.HasSlot, slot: req.Slot, wait: req.Wait})
+		if err == nil {
+			rep.Status, rep.Slot = r.status, r.slot
+		}
+	}
+	wm, _, _ := p.node.observer.positions()
+	rep.Commit = wm
+	return rep
+}
+
+// proposeAt records an explicit-slot proposal; the retry pass gets it to
+// the leader until this node knows the slot is decided.
+func (p *Proposer) proposeAt(ctx context.Context, slot Slot, value []byte) {
+	p.explicitMu.Lock()
+	if _, ok := p.explicit[slot]; !ok {
+		p.explicit[slot] = value
+	}
+	p.explicitMu.Unlock()
+	p.post(ctx, func() { p.retryExplicit(ctx) })
+}
+
+// retryExplicit starts a pass over the pending explicit-slot proposals,
+// unless one is running.
+func (p *Proposer) retryExplicit(ctx context.Context) {
+	p.explicitMu.Lock()
+	n := len(p.explicit)
+	p.explicitMu.Unlock()
+	if n == 0 || !p.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.retrying.Store(false)
+		p.explicitMu.Lock()
+		pending := make(map[Slot][]byte, len(p.explicit))
+		for slot, v := range p.explicit {
+			pending[slot] = v
+		}
+		p.explicitMu.Unlock()
+		for slot, v := range pending {
+			if ctx.Err() != nil {
+				return
+			}
+			if slot < p.node.Min() || p.node.observer.knows(slot) {
+				p.explicitMu.Lock()
+				delete(p.explicit, slot)
+				p.explicitMu.Unlock()
+				continue
+			}
+			p.node.forward(ctx, &ProposeRequest{HasSlot: true, Slot: slot, Value: v})
+		}
+	}()
+}

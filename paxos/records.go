@@ -1,0 +1,74 @@
+package paxos
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/synod-go/synod/log"
+)
+
+// On-disk record layouts. Every record starts with a format byte so that a
+// future layout can be told apart and a corrupt record is reported, not
+// misread.
+const (
+	recordFormat = 1
+
+	flagNoOp   = 1 << 0
+	flagChosen = 1 << 1
+
+	// Slots of the promise log (a small metadata log).
+	metaPromised Slot = 0 // the promised ballot
+	metaDone     Slot = 1 // the node's done watermark
+)
+
+var errCorruptRecord = errors.New("paxos: corrupt record")
+
+// encodeEntry lays out an accepted or recorded entry: format, flags,
+// uvarint ballot, value.
+func encodeEntry(e Entry) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(e.Value))
+	var flags byte
+	if e.NoOp {
+		flags |= flagNoOp
+	}
+	b = append(b, recordFormat, flags)
+	b = binary.AppendUvarint(b, uint64(e.Ballot))
+	return append(b, e.Value...)
+}
+
+func decodeEntry(slot Slot, b []byte) (Entry, error) {
+	if len(b) < 3 || b[0] != recordFormat {
+		return Entry{}, fmt.Errorf("%w at slot %d: bad header", errCorruptRecord, slot)
+	}
+	if b[1]&^byte(flagNoOp|flagChosen) != 0 {
+		return Entry{}, fmt.Errorf("%w at slot %d: unknown flags %#x", errCorruptRecord, slot, b[1])
+	}
+	ballot, n := binary.Uvarint(b[2:])
+	if n <= 0 {
+		return Entry{}, fmt.Errorf("%w at slot %d: bad ballot", errCorruptRecord, slot)
+	}
+	e := Entry{Slot: slot, Ballot: Ballot(ballot), NoOp: b[1]&flagNoOp != 0}
+	if v := b[2+n:]; len(v) > 0 {
+		e.Value = v
+	}
+	return e, nil
+}
+
+func encodeUint(v uint64) []byte {
+	b := []byte{recordFormat}
+	return binary.AppendUvarint(b, v)
+}
+
+func decodeUint(slot Slot, b []byte) (uint64, error) {
+	if len(b) < 2 || b[0] != recordFormat {
+		return 0, fmt.Errorf("%w: meta slot %d: bad header", errCorruptRecord, slot)
+	}
+	v, n := binary.Uvarint(b[1:])
+	if n <= 0 || 1+n != len(b) {
+		return 0, fmt.Errorf("%w: meta slot %d: bad value", errCorruptRecord, slot)
+	}
+	return v, nil
+}
+
+func entryRecord(e Entry) log.Record { return log.Record{Slot: uint64(e.Slot), Value: encodeEntry(e)} }
