@@ -86,12 +86,16 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	rng := rand.New(rand.NewSource(seed))
+	// follow is started on the run goroutine only (rng is not shared).
 	follow := func(ctx context.Context, idx int) {
-		defer wg.Done()
-		o.follow(ctx, idx, rand.New(rand.NewSource(rng.Int63())))
+		r := rand.New(rand.NewSource(rng.Int63()))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.follow(ctx, idx, r)
+		}()
 	}
-	wg.Add(1)
-	go follow(ctx, self)
+	follow(ctx, self)
 
 	// Remote streams, open only while catching up.
 	var remote struct{ cancel context.CancelFunc }
@@ -137,8 +141,7 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 				o.logger.Debug("observer catching up from peers")
 				for i := range clients {
 					if i != self {
-						wg.Add(1)
-						go follow(rctx, i)
+						follow(rctx, i)
 					}
 				}
 			}

@@ -161,22 +161,15 @@ func (p *Paxos) Propose(ctx context.Context, value []byte) (Slot, error) {
 			p.noteProposed(rep.Slot)
 			return rep.Slot, nil
 		}
-		if !p.proposer.running.Load() && p.isStarted() {
-			return 0, ErrStopped
-		}
 		select {
 		case <-p.cfg.Clock.After(backoff):
 		case <-ctx.Done():
 			return 0, ctx.Err()
+		case <-p.proposer.stopped:
+			return 0, ErrStopped
 		}
 		backoff = min(backoff*2, p.cfg.ElectionTimeout/2)
 	}
-}
-
-func (p *Paxos) isStarted() bool {
-	p.startMu.Lock()
-	defer p.startMu.Unlock()
-	return p.started
 }
 
 func (p *Paxos) checkValue(value []byte) error {

@@ -38,6 +38,7 @@ type Proposer struct {
 	leading      atomic.Bool
 	lastContact  atomic.Int64 // clock time (UnixNano) a leader or candidate last reached us
 	running      atomic.Bool
+	stopped      chan struct{} // closed when run returns
 	runCtx       context.Context // the context run was called with
 
 	explicitMu sync.Mutex
@@ -104,6 +105,7 @@ func newProposer(cfg Config, node *Paxos) *Proposer {
 		clock:    cfg.Clock,
 		node:     node,
 		props:    make(chan *proposal, cfg.MaxPending),
+		stopped:  make(chan struct{}),
 		events:   make(chan func(), 1024),
 		explicit: make(map[Slot][]byte),
 		waiters:  make(map[Slot]*proposal),
@@ -170,6 +172,7 @@ func (p *Proposer) tickEvery() time.Duration {
 
 func (p *Proposer) shutdown() {
 	p.running.Store(false)
+	close(p.stopped)
 	p.leading.Store(false)
 	for slot, w := range p.waiters {
 		delete(p.waiters, slot)
@@ -635,20 +638,26 @@ func (p *Proposer) handleProbe(req *Probe) *ProbeReply {
 
 // submit hands a proposal to the loop and waits for the loop's answer.
 func (p *Proposer) submit(ctx context.Context, pr *proposal) (proposeResult, error) {
-	if !p.running.Load() {
-		return proposeResult{}, ErrStopped
-	}
 	pr.reply = make(chan proposeResult, 1)
 	select {
 	case p.props <- pr:
 	case <-ctx.Done():
 		return proposeResult{}, ctx.Err()
+	case <-p.stopped:
+		return proposeResult{}, ErrStopped
 	}
 	select {
 	case r := <-pr.reply:
 		return r, nil
 	case <-ctx.Done():
 		return proposeResult{}, ctx.Err()
+	case <-p.stopped:
+		select {
+		case r := <-pr.reply:
+			return r, nil
+		default:
+			return proposeResult{}, ErrStopped
+		}
 	}
 }
 
