@@ -10,7 +10,8 @@ import (
 // an ordinary "absent" answer, not as a failure of the log.
 var ErrNotFound = errors.New("log: not found")
 
-// ErrClosed is returned by every method of a Log after Close.
+// ErrClosed is returned by every method of a Log after Close. The caller
+// should give up: the Log will not work again (open a new one).
 var ErrClosed = errors.New("log: closed")
 
 // Record is one entry of a Log: the bytes stored at a slot.
@@ -31,20 +32,36 @@ type Record struct {
 // Durability: when the backend is durable (see Durable), Write returns only
 // after every record of the batch is on stable storage (fsynced), and a Write
 // is atomic: after a crash either all of its records are present or none.
+// A concurrent reader may observe a Write's records shortly before that Write
+// returns; only a returned Write is promised to survive a crash, so reply to
+// the network only after your own Write has returned.
+//
+// Contexts: every method returns the context's error (errors.Is(err,
+// ctx.Err()) holds) if ctx is already done when it is called, and then does
+// nothing. If ctx ends while a Write or TruncateBelow is waiting for storage,
+// the method may return the context's error although the change was (or will
+// still be) applied: the outcome is unknown, as after a crash.
+//
+// Errors: ErrNotFound and ErrClosed as documented below, the context's error,
+// and backend errors (I/O failures, corruption), which the caller should treat
+// as fatal for the Log.
 type Log interface {
 	// Write stores every record of recs, replacing any record already at the
-	// same slot, atomically and, for a durable backend, durably. Records with
-	// a slot below the truncation point (see TruncateBelow) are ignored. A
-	// Write of no records returns nil at once. Concurrent Writes may share one
-	// underlying write and one fsync (group commit).
+	// same slot, atomically and, for a durable backend, durably. If recs holds
+	// the same slot twice, the later record wins. Records with a slot below
+	// the truncation point (see TruncateBelow) are ignored. A Write of no
+	// records returns nil at once. Concurrent Writes may share one underlying
+	// write and one fsync (group commit). A backend may bound the size of a
+	// single Write (see its documentation).
 	Write(ctx context.Context, recs ...Record) error
 
 	// Get returns the value at slot, or ErrNotFound.
 	Get(ctx context.Context, slot uint64) ([]byte, error)
 
 	// Range calls fn for each record with from <= Slot < to, in ascending slot
-	// order, stopping at the first error fn returns (which Range returns).
-	// to == 0 means no upper bound. fn must not call methods of the same Log.
+	// order, stopping at the first error fn returns (which Range returns
+	// unchanged, so errors.Is works on it). to == 0 means no upper bound.
+	// fn must not call methods of the same Log.
 	Range(ctx context.Context, from, to uint64, fn func(Record) error) error
 
 	// Last returns the record with the highest slot, or ErrNotFound if the
@@ -61,7 +78,8 @@ type Log interface {
 	// a record (0 for a log never truncated).
 	First(ctx context.Context) (uint64, error)
 
-	// Close releases the Log's resources. Further calls return ErrClosed.
+	// Close releases the Log's resources. Further calls, Close included,
+	// return ErrClosed.
 	Close() error
 }
 
@@ -77,4 +95,22 @@ type Durable interface {
 func IsDurable(l Log) bool {
 	d, ok := l.(Durable)
 	return ok && d.Durable()
+}
+
+// Stats counts the storage work behind a Log. For Logs that share one
+// database (see BadgerDB.Log), the counters are those of the whole database.
+type Stats struct {
+	// Writes is the number of Write and TruncateBelow calls whose changes
+	// reached storage.
+	Writes uint64
+	// Syncs is the number of times the backend made a group of changes
+	// durable (one fsync round). With group commit, Syncs < Writes under
+	// concurrency.
+	Syncs uint64
+}
+
+// StatsReporter is an optional capability of a Log: it reports counters of
+// the storage work done so far. Detect it by type assertion.
+type StatsReporter interface {
+	Stats() Stats
 }

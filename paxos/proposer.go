@@ -38,7 +38,7 @@ type Proposer struct {
 	leading      atomic.Bool
 	lastContact  atomic.Int64 // clock time (UnixNano) a leader or candidate last reached us
 	running      atomic.Bool
-	stopped      chan struct{} // closed when run returns
+	stopped      chan struct{}   // closed when run returns
 	runCtx       context.Context // the context run was called with
 
 	explicitMu sync.Mutex

@@ -27,38 +27,64 @@ var (
 )
 
 // RemoteError is the error returned by a unary call whose remote handler
-// returned an error. Only the message crosses the network.
+// returned an error. Only the message crosses the network: error identity
+// (errors.Is) is lost, so protocols that need to tell errors apart encode
+// them in the reply instead.
 type RemoteError struct {
-	Route string
-	Msg   string
+	Route string // the route that was called
+	Msg   string // the handler's err.Error()
 }
 
+// Error returns a message naming the route and the handler's error.
 func (e *RemoteError) Error() string { return fmt.Sprintf("transport: remote %s: %s", e.Route, e.Msg) }
 
 // Stream is a bidirectional, ordered, reliable stream of messages between two
 // nodes, opened by a client with Conn.NewStream and handed to the server's
 // StreamHandler. Messages are delivered whole and in order; a lost message
 // breaks the stream (ReadMsg and WriteMsg return an error wrapping
-// ErrUnreachable) rather than silently leaving a gap.
+// ErrUnreachable on both sides) rather than silently leaving a gap.
 //
 // ReadMsg and WriteMsg may be called concurrently with each other (one reader
 // and one writer goroutine), but not each from several goroutines at once.
 // Close may be called at any time from any goroutine and unblocks both.
-// Deadlines are carried by Context: when it ends, the stream is closed.
+//
+// Life cycle:
+//   - Close by one side (or the server's handler returning) ends the stream
+//     cleanly: the other side reads the messages already sent and then
+//     io.EOF; its WriteMsg returns io.EOF (or, on a network transport that
+//     has not learnt of the close yet, nil and the message is discarded).
+//     On the side that closed, ReadMsg and WriteMsg return ErrClosed.
+//   - When the opener's context ends (deadline or cancel), the stream is
+//     aborted on both sides: the opener's ReadMsg and WriteMsg return an
+//     error wrapping ctx.Err(); the server's return an error that is not
+//     io.EOF, and the server's Context is done.
+//   - A broken path (peer down, partition, lost message) aborts both sides
+//     with errors wrapping ErrUnreachable.
+//
+// Context is done once the stream has ended in any of these ways.
 type Stream interface {
-	// Context returns the stream's context. It is done when the stream is
-	// closed by either side, broken, or the opener's context ends.
+	// Context returns the stream's context. On the opener's side it derives
+	// from the context passed to NewStream; on the server's side it carries
+	// the opener's deadline. It is done when the stream is closed by either
+	// side, broken, or the opener's context ends.
 	Context() context.Context
 
 	// ReadMsg blocks for the next message. It returns io.EOF after the peer
-	// closed the stream cleanly, and an error wrapping ErrUnreachable or
-	// ErrClosed otherwise. The returned slice belongs to the caller.
+	// closed the stream cleanly (and every message sent before the close has
+	// been read), and an error wrapping ErrUnreachable, ErrClosed or the
+	// opener's ctx.Err() otherwise. The returned slice belongs to the caller.
 	ReadMsg() ([]byte, error)
 
 	// WriteMsg sends one message. It does not retain msg after it returns.
+	// A nil error means the message was handed to the transport, not that
+	// the peer read it. A message over the transport's size limit is
+	// refused with ErrTooLarge and the stream stays usable. WriteMsg may
+	// block while the transport applies back pressure.
 	WriteMsg(msg []byte) error
 
-	// Close closes both directions. The peer's ReadMsg returns io.EOF.
+	// Close closes both directions. The peer's ReadMsg returns io.EOF once it
+	// has read what was sent before. Close is idempotent and returns nil
+	// unless the transport failed to release a resource.
 	Close() error
 }
 
@@ -67,29 +93,52 @@ type Stream interface {
 type Conn interface {
 	// Call sends req to the handler registered for route at the peer and
 	// returns its reply. ctx bounds the whole call; its deadline and
-	// cancellation reach the remote handler's context. The caller owns the
+	// cancellation reach the remote handler's context (the remote context
+	// carries the same deadline). If ctx ends first, Call returns an error
+	// wrapping ctx.Err(). Call does not retain req; the caller owns the
 	// returned slice.
+	//
+	// Errors: ErrUnreachable (the request or the reply was lost or the peer
+	// is down: the handler may or may not have run), ErrUnknownRoute,
+	// ErrTooLarge (req or the reply is over the size limit), ErrClosed (the
+	// Conn was closed, also while the call was in progress), *RemoteError
+	// (the handler returned an error), or ctx.Err() as above. Implementations
+	// fail fast when they know the peer is unreachable rather than waiting
+	// for ctx to end.
 	Call(ctx context.Context, route string, req []byte) ([]byte, error)
 
 	// NewStream opens a stream to the stream handler registered for route.
-	// The stream's context is derived from ctx.
+	// The stream's context is derived from ctx, and the stream is aborted
+	// when ctx ends (see Stream). An unknown route or an unreachable peer is
+	// reported as ErrUnknownRoute or ErrUnreachable, either by NewStream or,
+	// on a transport that opens streams lazily, by the first ReadMsg.
 	NewStream(ctx context.Context, route string) (Stream, error)
 
-	// Close releases the Conn. Calls in progress fail with ErrClosed.
+	// Close releases the Conn. Calls in progress and later calls fail with
+	// ErrClosed, and streams opened through it are aborted (ErrClosed on the
+	// local side). Close is idempotent.
 	Close() error
 }
 
 // Dialer returns a Conn for a peer address. Dial does not need to contact the
-// peer; a transport may connect lazily and reconnect on its own.
+// peer; a transport may connect lazily and reconnect on its own, so an
+// unreachable peer is typically reported by the Conn's calls, not by Dial.
+// A Dialer is safe for concurrent use.
 type Dialer interface {
 	Dial(ctx context.Context, addr string) (Conn, error)
 }
 
 // UnaryHandler serves one unary call. ctx carries the caller's deadline and
-// cancellation. The returned bytes are the reply; a non-nil error reaches the
-// caller as a *RemoteError.
+// cancellation, and also ends when the transport gives up on the call (the
+// server is shutting down, the caller is gone). The handler owns req. The
+// returned bytes are the reply; the handler must not modify them after
+// returning, and the transport does not modify them either. A
+// non-nil error reaches the caller as a *RemoteError carrying err.Error().
+// Handlers run concurrently with each other.
 type UnaryHandler func(ctx context.Context, req []byte) ([]byte, error)
 
-// StreamHandler serves one stream for as long as it returns; the stream is
-// closed when it returns.
+// StreamHandler serves one stream until it returns; the stream is then
+// closed as if by s.Close (the opener reads io.EOF after the messages already
+// written). The returned error is not sent to the opener; transports may log
+// it.
 type StreamHandler func(s Stream) error
