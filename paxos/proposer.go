@@ -93,6 +93,7 @@ const (
 
 type sendJob struct {
 	kind    jobKind
+	retry   bool // a resend after a failure: skipped once the batch is chosen
 	accept  *Accept
 	prepare *Prepare
 	batch   *batch
@@ -277,7 +278,7 @@ func (p *Proposer) flush() {
 		}
 		p.inflight++
 		for i := range p.members {
-			p.sendAccept(i, b)
+			p.sendAccept(i, b, false)
 		}
 	}
 }
@@ -293,8 +294,8 @@ func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
 	}
 }
 
-func (p *Proposer) sendAccept(i int, b *batch) {
-	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b}
+func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
+	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry}
 	p.lastSent[i] = p.clock.Now()
 	select {
 	case p.sendq[i] <- job:
@@ -308,7 +309,7 @@ func (p *Proposer) retryLater(i int, b *batch) {
 		select {
 		case p.events <- func() {
 			if !b.done.Load() && p.st.role == leader && p.st.ballot == b.ballot && b.acked&(1<<i) == 0 {
-				p.sendAccept(i, b)
+				p.sendAccept(i, b, true)
 			}
 		}:
 		default:
@@ -325,8 +326,8 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 			return
 		case job = <-p.sendq[i]:
 		}
-		if job.batch != nil && job.batch.done.Load() {
-			continue
+		if job.retry && job.batch.done.Load() {
+			continue // chosen meanwhile; the peer learns it by catching up
 		}
 		cctx, cancel := clockwork.WithTimeout(ctx, p.clock, p.cfg.RPCTimeout)
 		switch job.kind {

@@ -1,0 +1,83 @@
+package paxos_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synod-go/synod/paxos"
+	"github.com/synod-go/synod/paxos/paxostest"
+)
+
+// messagesPerValue runs values proposals at a stable leader and returns the
+// messages (requests and replies) that crossed between nodes per chosen
+// value, heartbeats aside, and the number of Prepares sent meanwhile.
+func messagesPerValue(t *testing.T, n, batch, values, concurrency int) (perValue float64, prepares int64) {
+	c := paxostest.NewCluster(t, n, paxostest.Options{Seed: 11, Configure: func(i int, cfg *paxos.Config) {
+		cfg.MaxBatch = batch
+		// Followers learn commits from the next Accept or heartbeat; no
+		// catch-up pulls on a reliable network.
+		cfg.CatchupDelay = time.Minute
+	}})
+	defer c.CheckAgreement()
+	leader := c.Leader(wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+	defer cancel()
+	// Count from a quiet network: the election is over, nothing is in
+	// flight. The counted window includes the first value, so no message
+	// of an uncounted value can land in it.
+	c.Net.ResetCounters()
+	if _, err := c.P(leader).Propose(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	slots := make(chan paxos.Slot, values)
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < values; k += concurrency {
+				s, err := c.P(leader).Propose(ctx, fmt.Appendf(nil, "v%d", k))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				slots <- s
+			}
+		}()
+	}
+	wg.Wait()
+	close(slots)
+	for s := range slots {
+		c.WaitDecided(s, n, wait)
+	}
+	if !c.P(leader).IsLeader() {
+		t.Fatal("leadership changed during the measurement")
+	}
+	var total int64
+	for _, r := range []string{paxos.RouteAccept, paxos.RoutePrepare, paxos.RoutePropose, paxos.RouteProbe, paxos.RouteObserve} {
+		total += c.Net.DeliveredRoute(r)
+	}
+	return float64(total) / float64(values+1), c.Net.DeliveredRoute(paxos.RoutePrepare)
+}
+
+func TestMessagesPerValue(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, 5} {
+		per, prepares := messagesPerValue(t, n, 1, 200, 1)
+		t.Logf("n=%d, batching off: %.2f messages per chosen value (limit %d), %d prepares", n, per, 2*(n-1), prepares)
+		if per > float64(2*(n-1)) {
+			t.Errorf("n=%d: %.2f messages per value, want at most %d", n, per, 2*(n-1))
+		}
+		if prepares != 0 {
+			t.Errorf("n=%d: %d prepare messages with a stable leader, want 0", n, prepares)
+		}
+	}
+	per, _ := messagesPerValue(t, 3, 256, 2000, 64)
+	t.Logf("n=3, batching on, 64 concurrent proposers: %.3f messages per chosen value", per)
+	if per > 1 {
+		t.Errorf("batching on: %.3f messages per value, want far fewer than 4", per)
+	}
+}
