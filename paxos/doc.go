@@ -1,0 +1,59 @@
+// Package paxos is a Multi-Paxos replicated log: a set of nodes agree on
+// the value at each slot 0, 1, 2, … and every node learns the chosen values
+// in slot order.
+//
+// # Roles
+//
+// Each node runs three roles, wired together only through small client
+// interfaces so that each can be served over any transport:
+//
+//   - Acceptor: owns the durable promise and the accepted entries
+//     (AcceptorClient: Prepare, Accept). Every state change is persisted
+//     before the reply that depends on it leaves; concurrent requests share
+//     one log write (group commit).
+//   - Proposer: turns values into chosen slots. Leadership is a successful
+//     phase 1 covering every open slot; a leader then runs phase 2 only,
+//     batching queued values into one Accept and keeping a bounded window of
+//     Accepts in flight. Non-leaders forward proposals to the leader
+//     (ProposerClient). A follower that stops hearing the leader first asks
+//     its peers whether they still hear one (pre-vote), so a node that is
+//     merely deaf or cut off does not depose a leader the majority follows.
+//   - Observer: learns chosen values from its own acceptor (a leader's
+//     commit point rides on its next Accept or heartbeat) and, when it
+//     knows it is behind, from the other acceptors (ObserverClient); records
+//     them in the recorded log and delivers them in order through Learn.
+//
+// The rules of each role live in plain structs with no goroutines, locks,
+// clocks or I/O (acceptorState, proposerState, observerState); the exported
+// types are thin drivers around them.
+//
+// # Using it
+//
+// Build a node with New from a Config (three logs, dialers for the remote
+// roles, a clock, a logger, tuning), serve it with Register on a
+// transport.Mux, and run it with Start until its context ends:
+//
+//	cfg := &paxos.Config{ID: 1, PromiseLog: ..., AcceptedLog: ..., RecordedLog: ...}
+//	cfg.DialTransport(dialer)
+//	node, err := paxos.New(cfg)
+//	paxos.Register(mux, node)
+//	go node.Start(ctx, members)
+//	slot, err := node.Propose(ctx, value)
+//	chosen, err := node.Learn(ctx, next, 256)
+//	node.Done(lastApplied)
+//
+// The classic instance API is there too: ProposeAt (non-blocking, at an
+// explicit slot), Status, Done, Max and Min. Min is one more than the
+// smallest slot every peer has passed to Done; below it every peer has
+// released the slots' memory and disk, and they read Forgotten.
+//
+// Values are opaque, non-empty byte strings, immutable once proposed. If a
+// leader fails while a value is in flight, Propose retries, so a value may
+// be chosen more than once: make values unique and deduplicate when
+// applying (kvstore does).
+//
+// # Optional interfaces
+//
+// An AcceptorClient may also implement HeartbeatClient to carry heartbeats
+// apart from Accepts.
+package paxos
