@@ -1,0 +1,81 @@
+// Package log is where Synod keeps what must survive: an ordered map from
+// slot to bytes, the Log, with two implementations that pass one conformance
+// suite (package logtest).
+//
+// # What a Log is
+//
+// A Log stores at most one value per slot (a uint64). It offers batched
+// writes (Write), point and range reads (Get, Range), the highest slot
+// (Last), and truncation of everything below a slot (TruncateBelow, with
+// First reporting the truncation point). The paxos roles each keep one Log:
+// the acceptor its promise and its accepted entries, the observer the chosen
+// values it recorded. Paxos calls TruncateBelow once every peer is Done with
+// the slots below.
+//
+// Byte slices cross the interface by copy: a Log keeps no slice it was given
+// and keeps no reference to a slice it hands out. All methods are safe for
+// concurrent use, take a context first, and return ErrClosed after Close.
+// Get and Last report a missing record with ErrNotFound.
+//
+// # The durability contract
+//
+// A Log is durable when it implements Durable and Durable reports true (see
+// IsDurable). For a durable Log, Write and TruncateBelow return only once
+// their change is on stable storage (fsynced), and a Write is atomic: after
+// a crash either all of its records are there or none. Concurrent Writes may
+// share one fsync (group commit), so many concurrent writers cost about as
+// much as one. A Write that fails, or whose context ends while it waits, may
+// or may not have been applied. A node must not answer a peer before the
+// Write carrying that answer's state has returned.
+//
+// A non-durable Log forgets on restart; the paxos acceptor refuses to treat
+// one as remembering its promises.
+//
+// # Which backend
+//
+//   - Memory (NewMemory): in memory, not durable. Tests, simulations, and
+//     processes that may lose their state on restart (an observer that
+//     replays from its peers). Truncation frees memory at once.
+//   - BadgerDB (OpenBadger): on disk, durable, built on Badger. Production
+//     nodes. One database holds several Logs under different prefixes, and
+//     all of them share its group commit.
+//
+// # Opening one Log per prefix
+//
+// A node opens one BadgerDB per data directory and one Log per role:
+//
+//	db, err := log.OpenBadger(dir, log.BadgerOptions{Identity: "cluster-x/node-3"})
+//	if err != nil {
+//		return err // ErrLocked, ErrNotLog, ErrCorrupt, ErrIdentityMismatch, or an I/O error
+//	}
+//	defer db.Close()
+//	promise, err := db.Log("promise")
+//	...
+//	accepted, err := db.Log("accepted")
+//	...
+//	recorded, err := db.Log("recorded")
+//
+// A prefix may be open once at a time. OpenBadger refuses, without writing
+// anything, a directory that another open BadgerDB holds, that holds
+// something else, or that cannot be read back, and checks the stored
+// Identity. BadgerOptions documents the memory and disk knobs: the defaults
+// keep a database near 5 MB of heap (about 7 MB resident), so that tests can
+// run many nodes in one process; production nodes should raise MemTableSize
+// and ValueLogFileSize. Disk space of large truncated values comes back when
+// the owner calls BadgerDB.CollectGarbage, now and then.
+//
+// # Closing is the caller's job
+//
+// Whoever opens a Log or a BadgerDB closes it. Closing a Log from a BadgerDB
+// releases its prefix but leaves the database open; BadgerDB.Close closes the
+// database and every Log still open on it. Nothing in this package closes
+// anything behind its owner's back, and code that is handed a Log (a paxos
+// Config, say) should not close it either.
+//
+// # Optional capabilities
+//
+// Found by type assertion, as the design asks for later additions:
+//   - Durable: whether Writes are fsynced (IsDurable).
+//   - StatsReporter: counters of writes and fsyncs (Stats), used by the
+//     benchmarks to report fsyncs per second.
+package log
