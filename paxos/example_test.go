@@ -23,6 +23,7 @@ func Example() {
 	var nodes []*paxos.Paxos
 	stopped := make(chan struct{})
 	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	for _, m := range members {
 		cfg := &paxos.Config{
 			ID:          m.ID,

@@ -193,11 +193,12 @@ func (o *Observer) follow(ctx context.Context, idx int, rng *rand.Rand) {
 // handle decides and records what one event settles.
 func (o *Observer) handle(ctx context.Context, m observed) {
 	o.mu.Lock()
-	if m.ev.Forgotten > o.st.min {
-		o.forgetLocked(ctx, m.ev.Forgotten)
-	}
+	forgot := m.ev.Forgotten > o.st.min && o.forgetLocked(m.ev.Forgotten)
 	decided := o.st.observe(m.idx, m.ev)
 	o.mu.Unlock()
+	if forgot {
+		o.truncate(ctx, m.ev.Forgotten)
+	}
 	if len(decided) == 0 {
 		return
 	}
@@ -231,18 +232,27 @@ func (o *Observer) broadcastLocked() {
 // forget drops everything below min (the cluster's Min moved).
 func (o *Observer) forget(ctx context.Context, min Slot) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.forgetLocked(ctx, min)
+	forgot := o.forgetLocked(min)
+	o.mu.Unlock()
+	if forgot {
+		o.truncate(ctx, min)
+	}
 }
 
-func (o *Observer) forgetLocked(ctx context.Context, min Slot) {
+func (o *Observer) forgetLocked(min Slot) bool {
 	if !o.st.forget(min) {
-		return
+		return false
 	}
+	o.broadcastLocked()
+	return true
+}
+
+// truncate releases the recorded log below min (outside o.mu: it is I/O).
+// The log ignores a truncation point below one it already has.
+func (o *Observer) truncate(ctx context.Context, min Slot) {
 	if err := o.recorded.TruncateBelow(ctx, uint64(min)); err != nil {
 		o.logger.Error("truncating recorded log failed", "err", err)
 	}
-	o.broadcastLocked()
 }
 
 // hint tells the observer that slots below commit, and slot want if not
