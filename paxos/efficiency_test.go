@@ -20,6 +20,10 @@ func messagesPerValue(t *testing.T, n, batch, values, concurrency int) (perValue
 		// Followers learn commits from the next Accept or heartbeat; no
 		// catch-up pulls on a reliable network.
 		cfg.CatchupDelay = time.Minute
+		// A steady-state measurement: a starved CI machine must not make a
+		// follower time out and campaign in the middle of it.
+		cfg.ElectionTimeout = 3 * time.Second
+		cfg.RPCTimeout = 2 * time.Second
 	}})
 	defer c.CheckAgreement()
 	leader := c.Leader(wait)
