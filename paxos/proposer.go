@@ -41,6 +41,8 @@ type Proposer struct {
 	stopped      chan struct{}   // closed when run returns
 	runCtx       context.Context // the context run was called with
 
+	metrics metrics
+
 	explicitMu sync.Mutex
 	explicit   map[Slot][]byte // explicit-slot proposals made here, until known decided
 	retrying   atomic.Bool
@@ -248,6 +250,7 @@ func (p *Proposer) handleProposal(pr *proposal) {
 		}
 	}
 	e := st.assign(Entry{Slot: pr.slot, Value: pr.value}, pr.explicit)
+	p.metrics.proposed.Add(1)
 	p.queue = append(p.queue, e)
 	if pr.reply != nil {
 		if pr.wait {
@@ -277,6 +280,7 @@ func (p *Proposer) flush() {
 			p.queue = nil
 		}
 		p.inflight++
+		p.metrics.batches.Add(1)
 		for i := range p.members {
 			p.sendAccept(i, b, false)
 		}
@@ -381,6 +385,7 @@ func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err err
 	if len(chosen) == 0 {
 		return
 	}
+	p.metrics.chosen.Add(uint64(len(chosen)))
 	for _, slot := range chosen {
 		if w := p.waiters[slot]; w != nil {
 			delete(p.waiters, slot)
@@ -547,6 +552,7 @@ func (p *Proposer) campaign() {
 	p.st.see(promised)
 	wm, _, _ := p.node.observer.positions()
 	prep := p.st.campaign(max(wm, p.node.Min()))
+	p.metrics.campaigns.Add(1)
 	p.logger.Debug("campaigning", "ballot", prep.Ballot, "from", prep.From)
 	p.campaignEnd = p.clock.Now().Add(2 * p.cfg.RPCTimeout)
 	for i := range p.members {
@@ -571,6 +577,7 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 		return
 	}
 	re := p.st.win()
+	p.metrics.elected.Add(1)
 	p.logger.Info("leading", "ballot", p.st.ballot, "from", p.st.start, "reproposals", len(re))
 	p.leaderBallot.Store(uint64(p.st.ballot))
 	p.leading.Store(true)
@@ -581,6 +588,7 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	for _, e := range re {
 		p.queue = append(p.queue, p.st.assign(e, true))
 	}
+	p.metrics.proposed.Add(uint64(len(re)))
 	// Announce the leadership at once (and the commit point) to everyone.
 	for i := range p.members {
 		if i != p.self {

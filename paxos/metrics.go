@@ -1,0 +1,29 @@
+package paxos
+
+import "sync/atomic"
+
+// Metrics are counters of what one node's proposer has done since New.
+// They only grow.
+type Metrics struct {
+	Campaigns uint64 // phase 1 rounds started (each a new ballot)
+	Elected   uint64 // phase 1 rounds won (leaderships)
+	Proposed  uint64 // values given a slot while leading (including re-proposals)
+	Batches   uint64 // Accepts carrying entries, counted once per batch
+	Chosen    uint64 // slots this node saw chosen while leading
+}
+
+type metrics struct {
+	campaigns, elected, proposed, batches, chosen atomic.Uint64
+}
+
+// Metrics returns a snapshot of the node's counters.
+func (p *Paxos) Metrics() Metrics {
+	m := &p.proposer.metrics
+	return Metrics{
+		Campaigns: m.campaigns.Load(),
+		Elected:   m.elected.Load(),
+		Proposed:  m.proposed.Load(),
+		Batches:   m.batches.Load(),
+		Chosen:    m.chosen.Load(),
+	}
+}
