@@ -1,0 +1,276 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/synod-go/synod/transport"
+)
+
+// serverConn is the server side of one connection: the handlers it runs,
+// by call id.
+type serverConn struct {
+	s    *Server
+	link *link
+	ctx  context.Context // ends with the connection; parent of its handlers' contexts
+	stop context.CancelFunc
+
+	mu      sync.Mutex
+	calls   map[uint64]context.CancelFunc // running unary handlers; nil once torn down
+	streams map[uint64]*stream            // open streams; nil once torn down
+}
+
+func newServerConn(s *Server, nc net.Conn) *serverConn {
+	// Not derived from s.ctx: handlers are cancelled by teardown, after the
+	// connection is marked dead, so that a handler cancelled by Close never
+	// sends its context error as a reply.
+	ctx, stop := context.WithCancel(context.Background())
+	return &serverConn{
+		s:       s,
+		link:    newLink(nc, &s.opts),
+		ctx:     ctx,
+		stop:    stop,
+		calls:   make(map[uint64]context.CancelFunc),
+		streams: make(map[uint64]*stream),
+	}
+}
+
+// serve reads the client's preamble (the handshake deadline is still set),
+// answers with its own, and dispatches frames until the connection dies.
+// It then fails what is in flight and waits for the writer goroutine.
+func (sc *serverConn) serve() {
+	err := sc.read()
+	sc.link.fail(err)
+	err = sc.link.err
+	sc.teardown()
+	switch {
+	case err == errLinkClosed, errors.Is(err, net.ErrClosed), err == io.EOF:
+	case errors.Is(err, errFrame), errors.Is(err, errFrameTooLarge):
+		sc.link.log.Warn("tcp: dropping connection: protocol error", "err", err)
+	default:
+		sc.link.log.Info("tcp: connection closed", "err", err)
+	}
+}
+
+func (sc *serverConn) read() error {
+	nc := sc.link.nc
+	br := bufio.NewReaderSize(nc, 32<<10)
+	var pre [len(preamble)]byte
+	if _, err := io.ReadFull(br, pre[:]); err != nil {
+		return fmt.Errorf("%w: reading client preamble: %w", errFrame, err)
+	}
+	if pre != preamble {
+		return fmt.Errorf("%w: bad client preamble %q", errFrame, pre[:])
+	}
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		sc.link.writeLoop(preamble[:])
+	}()
+	err := sc.loop(br)
+	sc.link.fail(err)
+	<-writerDone // the writer ends once the link is failed
+	return err
+}
+
+func (sc *serverConn) loop(br *bufio.Reader) error {
+	var f frame
+	for {
+		body, err := readFrame(br, sc.link.maxBody)
+		if err != nil {
+			return err
+		}
+		if err := decodeFrame(body, &f); err != nil {
+			return err
+		}
+		if err := sc.dispatch(&f); err != nil {
+			return err
+		}
+	}
+}
+
+// reject fails one call or stream open with an error frame.
+func (sc *serverConn) reject(f *frame, code byte, msg string) {
+	sc.link.log.Info("tcp: rejected request", "route", f.route, "id", f.id, "code", code, "reason", msg)
+	_ = sc.link.send(context.Background(), &frame{typ: frameError, id: f.id, code: code, payload: []byte(msg)}, false)
+}
+
+// handlerContext returns the context for a handler: the connection's,
+// with the caller's remaining time if it sent one.
+func (sc *serverConn) handlerContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return clockwork.WithTimeout(sc.ctx, sc.s.opts.Clock, timeout)
+	}
+	return context.WithCancel(sc.ctx)
+}
+
+func (sc *serverConn) dispatch(f *frame) error {
+	s := sc.s
+	switch f.typ {
+	case frameCall:
+		h, ok := s.mux.Unary(f.route)
+		if !ok {
+			sc.reject(f, codeUnknown, "")
+			return nil
+		}
+		select {
+		case s.callSem <- struct{}{}:
+		default:
+			sc.reject(f, codeOverloaded, "too many concurrent calls")
+			return nil
+		}
+		ctx, cancel := sc.handlerContext(f.timeout)
+		sc.mu.Lock()
+		_, dup := sc.calls[f.id]
+		if !dup {
+			sc.calls[f.id] = cancel
+		}
+		sc.mu.Unlock()
+		if dup {
+			cancel()
+			<-s.callSem
+			return fmt.Errorf("%w: duplicate call id %d", errFrame, f.id)
+		}
+		s.wg.Add(1)
+		go sc.runCall(ctx, cancel, f.id, h, f.payload)
+
+	case frameStreamOpen:
+		if f.window == 0 || f.window > 1<<31-1 {
+			return fmt.Errorf("%w: stream window %d", errFrame, f.window)
+		}
+		h, ok := s.mux.Stream(f.route)
+		if !ok {
+			sc.reject(f, codeUnknown, "")
+			return nil
+		}
+		select {
+		case s.streamSem <- struct{}{}:
+		default:
+			sc.reject(f, codeOverloaded, "too many concurrent streams")
+			return nil
+		}
+		ctx, cancel := sc.handlerContext(f.timeout)
+		st := newStream(ctx, cancel, sc.link, sc, f.id, f.route, s.opts.StreamWindow, sc.link.maxMsg)
+		sc.mu.Lock()
+		_, dup := sc.streams[f.id]
+		if !dup {
+			sc.streams[f.id] = st
+		}
+		sc.mu.Unlock()
+		if dup {
+			cancel()
+			<-s.streamSem
+			return fmt.Errorf("%w: duplicate stream id %d", errFrame, f.id)
+		}
+		ack := binary.AppendUvarint(nil, uint64(s.opts.StreamWindow))
+		_ = sc.link.send(context.Background(), &frame{typ: frameReply, id: f.id, payload: ack}, false)
+		st.start(int(f.window))
+		s.wg.Add(1)
+		go sc.runStream(st, h)
+
+	case frameCancel:
+		sc.mu.Lock()
+		cancel := sc.calls[f.id]
+		delete(sc.calls, f.id)
+		st := sc.streams[f.id]
+		sc.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		if st != nil {
+			st.remoteClosed(codeOK, nil)
+		}
+
+	case frameStreamMsg, frameStreamClose, frameWindow:
+		sc.mu.Lock()
+		st := sc.streams[f.id]
+		sc.mu.Unlock()
+		if st == nil {
+			return nil // closed here while the frame was in flight
+		}
+		switch f.typ {
+		case frameStreamMsg:
+			return st.deliver(f.payload)
+		case frameStreamClose:
+			st.remoteClosed(f.code, f.payload)
+		case frameWindow:
+			st.grant(int(f.window))
+		}
+
+	default:
+		return fmt.Errorf("%w: unexpected frame type %d from client", errFrame, f.typ)
+	}
+	return nil
+}
+
+func (sc *serverConn) runCall(ctx context.Context, cancel context.CancelFunc, id uint64, h transport.UnaryHandler, req []byte) {
+	defer sc.s.wg.Done()
+	defer func() { <-sc.s.callSem }()
+	reply, herr := h(ctx, req)
+	ctxErr := ctx.Err()
+	cancel()
+	sc.mu.Lock()
+	_, live := sc.calls[id]
+	delete(sc.calls, id)
+	sc.mu.Unlock()
+	if !live {
+		return // cancelled by the caller, or the connection is gone
+	}
+	f := frame{typ: frameReply, id: id, payload: reply}
+	if herr != nil {
+		// A handler that failed after its context ended (the caller's
+		// deadline passed here first, by a timer's slack) reports that, so
+		// the caller sees its context's error rather than a RemoteError.
+		code := codeRemote
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			code = codeDeadline
+		} else if ctxErr != nil {
+			code = codeCancelled
+		}
+		f = frame{typ: frameError, id: id, code: code, payload: []byte(truncate(herr.Error()))}
+	}
+	err := sc.link.send(sc.ctx, &f, true)
+	if errors.Is(err, transport.ErrTooLarge) {
+		msg := fmt.Sprintf("reply of %d bytes, limit %d", len(reply), sc.link.maxMsg)
+		_ = sc.link.send(sc.ctx, &frame{typ: frameError, id: id, code: codeTooLarge, payload: []byte(msg)}, true)
+	}
+}
+
+func (sc *serverConn) runStream(st *stream, h transport.StreamHandler) {
+	defer sc.s.wg.Done()
+	defer func() { <-sc.s.streamSem }()
+	st.closeWith(h(st))
+}
+
+func (sc *serverConn) removeStream(id uint64, st *stream) {
+	sc.mu.Lock()
+	if sc.streams[id] == st {
+		delete(sc.streams, id)
+	}
+	sc.mu.Unlock()
+}
+
+// teardown breaks the streams of a dead connection and cancels its
+// handlers' contexts.
+func (sc *serverConn) teardown() {
+	sc.mu.Lock()
+	streams := sc.streams
+	sc.calls, sc.streams = nil, nil
+	sc.mu.Unlock()
+	err := sc.link.deadErr()
+	for _, st := range streams {
+		st.broken(err)
+	}
+	sc.stop()
+}
