@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/synod-go/synod/log"
 )
@@ -30,6 +31,24 @@ type Acceptor struct {
 
 	subsMu sync.Mutex
 	subs   map[*observeSub]struct{}
+
+	// fault, when set (by tests only, see export_test.go), is asked at each
+	// stage of a request; an error makes the request fail there without a
+	// reply, as if the process died at that point.
+	fault atomic.Pointer[func(stage string) error]
+}
+
+// Stages at which a test may inject a crash.
+const (
+	stageReceived  = "received"  // the request arrived; nothing persisted
+	stagePersisted = "persisted" // the state is on disk; no reply has left
+)
+
+func (a *Acceptor) inject(stage string) error {
+	if f := a.fault.Load(); f != nil {
+		return (*f)(stage)
+	}
+	return nil
 }
 
 // acceptorHooks connect the acceptor to the rest of its node.
@@ -98,13 +117,6 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 		return nil, 0, fmt.Errorf("paxos: restoring accepted entries: %w", err)
 	}
 	return a, done, nil
-}
-
-// hasState reports whether the acceptor has ever promised or accepted.
-func (a *Acceptor) hasState() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.st.promised != 0 || a.st.maxSlot != 0 || a.st.forgotten != 0
 }
 
 // run persists jobs in order until ctx ends.
@@ -209,7 +221,7 @@ func (a *Acceptor) persist(ctx context.Context, batch []*writeJob) error {
 				recs = append(recs, entryRecord(e))
 			}
 		}
-		if err := a.acceptedLog.Write(ctx, recs...); err != nil {
+		if err := writeChunked(ctx, a.acceptedLog, recs); err != nil {
 			return err
 		}
 	}
@@ -235,6 +247,9 @@ func wait(ctx context.Context, errc chan error) error {
 
 // Prepare handles phase 1a.
 func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) {
+	if err := a.inject(stageReceived); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	if !a.running {
 		a.mu.Unlock()
@@ -258,6 +273,9 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
 	}
+	if err := a.inject(stagePersisted); err != nil {
+		return nil, err
+	}
 	if a.hooks.contact != nil {
 		a.hooks.contact(req.Ballot)
 	}
@@ -279,6 +297,9 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 
 // Accept handles phase 2a and heartbeats.
 func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
+	if err := a.inject(stageReceived); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	if !a.running {
 		a.mu.Unlock()
@@ -307,6 +328,9 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 	a.enqueue(j)
 	a.mu.Unlock()
 	if err := wait(ctx, j.errc); err != nil {
+		return nil, err
+	}
+	if err := a.inject(stagePersisted); err != nil {
 		return nil, err
 	}
 	if a.hooks.contact != nil {

@@ -21,9 +21,9 @@ type Config struct {
 
 	// PromiseLog, AcceptedLog and RecordedLog hold the acceptor's promise
 	// (and the node's done watermark), the acceptor's accepted entries, and
-	// the observer's chosen values. Required. For a node that must survive a
-	// restart as an acceptor, all three must be durable (log.Badger); see
-	// AllowVolatileRestart.
+	// the observer's chosen values. Required. They must be durable
+	// (log.Badger) unless Volatile is set; they may be three prefixes of one
+	// database.
 	PromiseLog  log.Log
 	AcceptedLog log.Log
 	RecordedLog log.Log
@@ -67,11 +67,15 @@ type Config struct {
 	// Default 2*HeartbeatInterval.
 	CatchupDelay time.Duration
 
-	// AllowVolatileRestart lets New start an acceptor from logs that are not
-	// durable but already hold state. Without it such a restart fails with
-	// ErrNotDurable. Only for tests that keep log.Memory instances across a
-	// simulated restart (which is then not a real loss of state).
-	AllowVolatileRestart bool
+	// Volatile permits a PromiseLog or AcceptedLog that is not durable
+	// (log.Memory). Without it New refuses such logs with ErrNotDurable: an
+	// acceptor that forgets its promises and accepted values when its
+	// process stops can, on rejoining under the same ID, let two different
+	// values be chosen for one slot. A volatile node must therefore never
+	// be restarted into a cluster that outlived it under the same ID; use
+	// it for tests, or for a cluster whose nodes all start fresh together.
+	// For a node that must survive restarts, use log.Badger.
+	Volatile bool
 
 	// Seed seeds the randomness of election timeouts and backoff. Default:
 	// derived from ID.
@@ -122,6 +126,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if d.PromiseLog == nil || d.AcceptedLog == nil || d.RecordedLog == nil {
 		errs = append(errs, errors.New("PromiseLog, AcceptedLog and RecordedLog are required"))
+	}
+	if d.PromiseLog != nil && d.AcceptedLog != nil && !d.Volatile && (!log.IsDurable(d.PromiseLog) || !log.IsDurable(d.AcceptedLog)) {
+		errs = append(errs, fmt.Errorf("%w: PromiseLog and AcceptedLog must be durable (log.Badger), or set Config.Volatile for tests", ErrNotDurable))
 	}
 	if d.AcceptorDialer == nil || d.ObserverDialer == nil || d.ProposerDialer == nil {
 		errs = append(errs, errors.New("AcceptorDialer, ObserverDialer and ProposerDialer are required (see TransportDialers)"))

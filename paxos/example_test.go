@@ -30,6 +30,7 @@ func Example() {
 			PromiseLog:  log.NewMemory(),
 			AcceptedLog: log.NewMemory(),
 			RecordedLog: log.NewMemory(),
+			Volatile:    true, // memory logs: fine for an example, not for a real node
 		}
 		cfg.DialTransport(network.Dialer(m.Addr))
 		node, err := paxos.New(cfg)

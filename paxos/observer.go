@@ -208,7 +208,7 @@ func (o *Observer) handle(ctx context.Context, m observed) {
 		recs[i] = entryRecord(Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
 		slots[i] = e.Slot
 	}
-	if err := o.recorded.Write(ctx, recs...); err != nil {
+	if err := writeChunked(ctx, o.recorded, recs); err != nil {
 		// Undo: the slots will be decided again from later events.
 		o.logger.Error("recording chosen values failed", "err", err)
 		o.mu.Lock()

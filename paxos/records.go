@@ -1,6 +1,7 @@
 package paxos
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,3 +73,36 @@ func decodeUint(slot Slot, b []byte) (uint64, error) {
 }
 
 func entryRecord(e Entry) log.Record { return log.Record{Slot: uint64(e.Slot), Value: encodeEntry(e)} }
+
+// maxWriteBytes bounds one Log.Write: a backend may refuse very large
+// atomic writes (log.Badger's limit is a fraction of its memtable), and a
+// group commit can merge many requests. Values at or above bigValue are
+// stored out of line by Badger and barely count.
+const (
+	maxWriteBytes = 256 << 10
+	bigValue      = 4 << 10
+)
+
+// writeChunked writes recs in as few Writes as fit maxWriteBytes each. The
+// records of one chunk are atomic; nothing here needs more (a request is
+// acknowledged only after all of its chunks are written).
+func writeChunked(ctx context.Context, l log.Log, recs []log.Record) error {
+	start, size := 0, 0
+	for i, r := range recs {
+		n := 32
+		if len(r.Value) < bigValue {
+			n += len(r.Value)
+		}
+		if size+n > maxWriteBytes && i > start {
+			if err := l.Write(ctx, recs[start:i]...); err != nil {
+				return err
+			}
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(recs) {
+		return l.Write(ctx, recs[start:]...)
+	}
+	return nil
+}

@@ -112,7 +112,7 @@ var (
 	// ErrTooLarge: the value exceeds Config.MaxValueSize. Do not retry.
 	ErrTooLarge = errors.New("paxos: value too large")
 
-	// ErrNotDurable: a node was asked to restart its acceptor from logs that
-	// do not survive a restart. See Config.AllowVolatileRestart.
+	// ErrNotDurable: the acceptor's logs do not survive a restart and
+	// Config.Volatile was not set. Use durable logs (log.Badger).
 	ErrNotDurable = errors.New("paxos: acceptor log is not durable")
 )

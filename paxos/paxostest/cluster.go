@@ -92,16 +92,16 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 func (c *Cluster) Config(i int) *paxos.Config {
 	nd := c.Nodes[i]
 	cfg := &paxos.Config{
-		ID:                   c.Members[i].ID,
-		PromiseLog:           nd.promise,
-		AcceptedLog:          nd.accepted,
-		RecordedLog:          nd.recorded,
-		ElectionTimeout:      150 * time.Millisecond,
-		HeartbeatInterval:    15 * time.Millisecond,
-		RPCTimeout:           200 * time.Millisecond,
-		Seed:                 c.opts.Seed*131 + int64(i) + 1,
-		AllowVolatileRestart: true,
-		Logger:               testLogger(i),
+		ID:                c.Members[i].ID,
+		PromiseLog:        nd.promise,
+		AcceptedLog:       nd.accepted,
+		RecordedLog:       nd.recorded,
+		ElectionTimeout:   150 * time.Millisecond,
+		HeartbeatInterval: 15 * time.Millisecond,
+		RPCTimeout:        200 * time.Millisecond,
+		Seed:              c.opts.Seed*131 + int64(i) + 1,
+		Volatile:          true,
+		Logger:            testLogger(i),
 	}
 	cfg.DialTransport(c.Net.Dialer(nd.Addr))
 	if c.opts.Configure != nil {
