@@ -25,8 +25,13 @@ type Options struct {
 	Configure func(i int, cfg *paxos.Config)
 	// Deferred lists nodes that New does not start (late joiners).
 	Deferred []int
-	// Logs, if set, opens node i's three logs (default: log.Memory).
+	// Logs, if set, opens node i's three logs; it is called at every Start,
+	// so a restarted node reopens them (default: one set of log.Memory per
+	// node, kept across restarts).
 	Logs func(i int) (promise, accepted, recorded log.Log)
+	// CloseLogs, if set, is called by Crash to close node i's logs while
+	// the node is still running, as a crash leaves files mid-write.
+	CloseLogs func(i int)
 }
 
 // Cluster is n paxos nodes on one mem.Network.
@@ -69,9 +74,7 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 	}
 	for i := range n {
 		nd := &Node{Index: i, Addr: Addr(i)}
-		if opts.Logs != nil {
-			nd.promise, nd.accepted, nd.recorded = opts.Logs(i)
-		} else {
+		if opts.Logs == nil {
 			nd.promise, nd.accepted, nd.recorded = log.NewMemory(), log.NewMemory(), log.NewMemory()
 		}
 		c.Nodes = append(c.Nodes, nd)
@@ -126,6 +129,9 @@ func (c *Cluster) Start(i int) {
 	if nd.cancel != nil {
 		return
 	}
+	if c.opts.Logs != nil {
+		nd.promise, nd.accepted, nd.recorded = c.opts.Logs(i)
+	}
 	p, err := paxos.New(c.Config(i))
 	if err != nil {
 		c.T.Fatalf("node %d: %v", i, err)
@@ -157,6 +163,26 @@ func (c *Cluster) Stop(i int) {
 		return
 	}
 	c.Net.Kill(nd.Addr)
+	nd.cancel()
+	<-nd.stopped
+	nd.cancel = nil
+}
+
+// Crash stops node i abruptly: it is cut off the network and its logs are
+// closed (Options.CloseLogs) while it is still running, so writes in flight
+// fail as they would in a crash; then its goroutines are waited for.
+// Start brings it back from its logs.
+func (c *Cluster) Crash(i int) {
+	nd := c.Nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cancel == nil {
+		return
+	}
+	c.Net.Kill(nd.Addr)
+	if c.opts.CloseLogs != nil {
+		c.opts.CloseLogs(i)
+	}
 	nd.cancel()
 	<-nd.stopped
 	nd.cancel = nil

@@ -1,0 +1,73 @@
+package paxostest
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/synod-go/synod/log"
+)
+
+// BadgerStore keeps one Badger database per node in a test's temporary
+// directory, for clusters whose nodes crash and restart from disk. Use its
+// Logs and Close as Options.Logs and Options.CloseLogs.
+type BadgerStore struct {
+	t    testing.TB
+	dirs []string
+
+	mu  sync.Mutex
+	dbs []*log.BadgerDB
+}
+
+// NewBadgerStore returns a store for n nodes. Open databases are closed at
+// the end of the test.
+func NewBadgerStore(t testing.TB, n int) *BadgerStore {
+	b := &BadgerStore{t: t, dbs: make([]*log.BadgerDB, n)}
+	root := t.TempDir()
+	for i := range n {
+		b.dirs = append(b.dirs, filepath.Join(root, fmt.Sprintf("node-%d", i)))
+	}
+	t.Cleanup(func() {
+		for i := range n {
+			b.Close(i)
+		}
+	})
+	return b
+}
+
+// Logs opens node i's database (if it is not open) and returns its three
+// logs.
+func (b *BadgerStore) Logs(i int) (promise, accepted, recorded log.Log) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dbs[i] == nil {
+		db, err := log.OpenBadger(b.dirs[i], log.BadgerOptions{Identity: fmt.Sprintf("paxostest/node-%d", i)})
+		if err != nil {
+			b.t.Fatalf("node %d: opening %s: %v", i, b.dirs[i], err)
+		}
+		b.dbs[i] = db
+	}
+	db := b.dbs[i]
+	open := func(prefix string) log.Log {
+		l, err := db.Log(prefix)
+		if err != nil {
+			b.t.Fatalf("node %d: log %q: %v", i, prefix, err)
+		}
+		return l
+	}
+	return open("promise"), open("accepted"), open("recorded")
+}
+
+// Close closes node i's database, wherever its node is.
+func (b *BadgerStore) Close(i int) {
+	b.mu.Lock()
+	db := b.dbs[i]
+	b.dbs[i] = nil
+	b.mu.Unlock()
+	if db != nil {
+		if err := db.Close(); err != nil {
+			b.t.Logf("node %d: closing database: %v", i, err)
+		}
+	}
+}
