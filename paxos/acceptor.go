@@ -130,18 +130,29 @@ func (a *Acceptor) run(ctx context.Context) {
 		a.mu.Lock()
 		a.running = false
 		a.mu.Unlock()
-		// Fail whatever is still queued; no more are queued now.
+		// A clean stop: persist what is still queued (no more is queued
+		// now), so the last done watermark survives; but reply to nobody.
+		var rest []*writeJob
 		for {
 			select {
 			case j := <-jobs:
-				if j.errc != nil {
-					j.errc <- ErrStopped
-				}
+				rest = append(rest, j)
+				continue
 			default:
-				a.closeSubs()
-				return
+			}
+			break
+		}
+		if len(rest) > 0 {
+			if err := a.persist(context.WithoutCancel(ctx), rest); err != nil {
+				a.logger.Warn("persisting queued state at stop failed", "err", err)
 			}
 		}
+		for _, j := range rest {
+			if j.errc != nil {
+				j.errc <- ErrStopped
+			}
+		}
+		a.closeSubs()
 	}()
 	batch := make([]*writeJob, 0, 64)
 	for {
@@ -371,6 +382,19 @@ func (a *Acceptor) forget(min Slot) {
 	if a.st.forget(min) {
 		a.enqueue(&writeJob{truncate: min, event: a.eventLocked(nil, nil, oldCommit, oldForgotten)})
 	}
+}
+
+// sync waits until every state change decided so far is persisted.
+func (a *Acceptor) sync(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.running {
+		a.mu.Unlock()
+		return ErrStopped
+	}
+	j := &writeJob{errc: make(chan error, 1)}
+	a.enqueue(j)
+	a.mu.Unlock()
+	return wait(ctx, j.errc)
 }
 
 // persistDone records the node's done watermark (asynchronously).

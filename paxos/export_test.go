@@ -1,5 +1,7 @@
 package paxos
 
+import "context"
+
 // SetAcceptorFault installs f to be asked at each stage of every Prepare
 // and Accept that p's acceptor handles ("received": nothing persisted yet;
 // "persisted": on disk, no reply sent). An error fails the request there
@@ -11,3 +13,16 @@ func SetAcceptorFault(p *Paxos, f func(stage string) error) {
 	}
 	p.acceptor.fault.Store(&f)
 }
+
+// Promised returns the ballot p's acceptor has promised.
+func Promised(p *Paxos) Ballot {
+	b, _ := p.acceptor.status()
+	return b
+}
+
+// DoneMark returns p's done watermark (one more than its highest Done).
+func DoneMark(p *Paxos) Slot { return p.doneMark() }
+
+// Sync waits until p's acceptor has persisted every change decided so far
+// (including the done watermark).
+func Sync(ctx context.Context, p *Paxos) error { return p.acceptor.sync(ctx) }

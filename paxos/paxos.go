@@ -277,6 +277,9 @@ func (p *Paxos) Status(slot Slot) (Fate, []byte) {
 
 // Done tells the cluster this node's application no longer needs slots at
 // or below slot. Once every peer has said so, they are forgotten everywhere.
+// Done does not block: the watermark is persisted with the acceptor's next
+// write, so a crash right after Done may bring the node back with an older
+// watermark, which only delays Min (it is never unsafe).
 func (p *Paxos) Done(slot Slot) {
 	d := uint64(slot) + 1
 	for {
