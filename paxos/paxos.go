@@ -327,10 +327,25 @@ func (p *Paxos) setMin(m Slot) {
 	p.observer.forget(context.Background(), m)
 }
 
+// Compact releases this node's log entries below slot, whatever its peers
+// have done: the application promises it holds a snapshot of its state
+// covering every slot below slot (so it never needs them again from this
+// node). Slots below it read Forgotten here, Learn below it returns
+// ErrForgotten, and peers that fall behind it must get a snapshot from the
+// application layer instead of the log. Safety does not depend on the
+// peers: this node's acceptor reports its truncation point in every
+// promise, so no leader re-proposes below it. Compact never moves back.
+func (p *Paxos) Compact(slot Slot) {
+	p.acceptor.forget(slot)
+	p.observer.forget(context.Background(), slot)
+}
+
 // Learn returns chosen values in slot order starting at from: it blocks
 // until slot from is chosen and recorded here, then returns it together
 // with up to limit-1 consecutive chosen slots after it. It returns an error
-// wrapping ErrForgotten if from is below Min. Applications loop on it,
+// wrapping ErrForgotten if from is below what this node still holds (Min,
+// or its own or a peer's compaction point when it fell behind): the
+// application must then install a snapshot. Applications loop on it,
 // passing one more than the last slot they got.
 func (p *Paxos) Learn(ctx context.Context, from Slot, limit int) ([]Chosen, error) {
 	return p.observer.learn(ctx, from, limit)
