@@ -29,6 +29,12 @@ type Options struct {
 	// so a restarted node reopens them (default: one set of log.Memory per
 	// node, kept across restarts).
 	Logs func(i int) (promise, accepted, recorded log.Log)
+	// OnStart, if set, is called at every Start of node i with its Paxos
+	// and its transport Mux, before the node runs: an application layer
+	// (kvstore) registers its routes on mux and returns the function that
+	// runs it. run is called on its own goroutine with the node's context
+	// and must return when that context ends; Stop and Crash wait for it.
+	OnStart func(i int, p *paxos.Paxos, mux *transport.Mux) (run func(ctx context.Context))
 	// CloseLogs, if set, is called by Crash to close node i's logs while
 	// the node is still running, as a crash leaves files mid-write.
 	CloseLogs func(i int)
@@ -138,6 +144,10 @@ func (c *Cluster) Start(i int) {
 	}
 	mux := transport.NewMux()
 	paxos.Register(mux, p)
+	var run func(context.Context)
+	if c.opts.OnStart != nil {
+		run = c.opts.OnStart(i, p, mux)
+	}
 	if _, err := c.Net.Listen(nd.Addr, mux); err != nil {
 		if _, err2 := c.Net.Restart(nd.Addr, mux); err2 != nil {
 			c.T.Fatalf("node %d: listen: %v; restart: %v", i, err, err2)
@@ -145,11 +155,20 @@ func (c *Cluster) Start(i int) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	nd.Paxos, nd.cancel, nd.stopped = p, cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	if run != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx)
+		}()
+	}
 	go func(stopped chan struct{}) {
 		defer close(stopped)
 		if err := p.Start(ctx, c.Members); err != nil {
 			c.T.Errorf("node %d: %v", i, err)
 		}
+		wg.Wait()
 	}(nd.stopped)
 }
 
@@ -195,6 +214,10 @@ func (c *Cluster) Running(i int) bool {
 	defer nd.mu.Unlock()
 	return nd.cancel != nil
 }
+
+// Dialer returns a transport.Dialer that sends as a client with address
+// from (a name that is not a node's: clients of an application layer).
+func (c *Cluster) Dialer(from string) transport.Dialer { return c.Net.Dialer(from) }
 
 // P returns node i's Paxos.
 func (c *Cluster) P(i int) *paxos.Paxos {
