@@ -51,8 +51,10 @@ var (
 //
 // Disk space: truncated records are deleted at once, but Badger reclaims the
 // value-log space of large values (BadgerOptions.ValueThreshold and above)
-// only when CollectGarbage runs; call it now and then, e.g. after truncating
-// many slots.
+// only when CollectGarbage runs. The database runs it itself, every
+// BadgerOptions.GCInterval (1 minute by default) if a Log was truncated
+// since the last collection; an owner who turns that off calls it now and
+// then, e.g. after truncating many slots.
 //
 // All methods are safe for concurrent use.
 type BadgerDB struct {
@@ -68,9 +70,21 @@ type BadgerDB struct {
 	stop          chan struct{} // closed by Close to end the committer
 	committerDone chan struct{}
 
+	// Garbage collection (badger_gc.go).
 	gcMu sync.Mutex // one CollectGarbage at a time
+	// truncations counts the commits that moved a truncation point or
+	// deleted records.
+	truncations atomic.Uint64
+	// collected is truncations as read when the last successful collection
+	// began. Guarded by gcMu.
+	// Invariant: collected <= truncations.
+	collected uint64
+	// gcCancel ends the context of the automatic collector, gcDone is
+	// closed when it has returned; both nil when GCInterval < 0.
+	gcCancel context.CancelFunc
+	gcDone   chan struct{}
 
-	writes, syncs atomic.Uint64
+	writes, syncs, gcRuns atomic.Uint64
 
 	mu sync.Mutex
 	// Invariant: once closed is true, inflight is never incremented again.
@@ -130,6 +144,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*BadgerDB, error) {
 		return nil, err
 	}
 	go db.commitLoop()
+	db.startCollector()
 	return db, nil
 }
 
@@ -140,11 +155,13 @@ func (db *BadgerDB) Dir() string { return db.dir }
 // BadgerOptions.UnsafeNoSync is set).
 func (db *BadgerDB) Durable() bool { return !db.opts.UnsafeNoSync }
 
-// Stats returns counters of the database's writes so far: Writes counts the
+// Stats returns counters of the database's work so far: Writes counts the
 // Write and TruncateBelow calls of all its Logs that reached Badger, Syncs
-// the fsync rounds (one per group commit; 0 with UnsafeNoSync).
+// the fsync rounds (one per group commit; 0 with UnsafeNoSync), GCRuns the
+// garbage collections that completed, automatic ones and CollectGarbage
+// calls alike.
 func (db *BadgerDB) Stats() Stats {
-	return Stats{Writes: db.writes.Load(), Syncs: db.syncs.Load()}
+	return Stats{Writes: db.writes.Load(), Syncs: db.syncs.Load(), GCRuns: db.gcRuns.Load()}
 }
 
 // acquire registers an operation that must finish before Close tears the
@@ -216,8 +233,10 @@ func (db *BadgerDB) forget(l *badgerLog) {
 	}
 }
 
-// Close closes every Log of the database, waits for the calls in progress,
-// and closes Badger. Further calls return ErrClosed.
+// Close closes every Log of the database, cancels an automatic garbage
+// collection in progress (it stops once the value-log file it is rewriting,
+// if any, is done), waits for the calls in progress and for the collector
+// goroutine, and closes Badger. Further calls return ErrClosed.
 func (db *BadgerDB) Close() error {
 	db.mu.Lock()
 	if db.closed {
@@ -231,54 +250,19 @@ func (db *BadgerDB) Close() error {
 	clear(db.logs)
 	db.mu.Unlock()
 
+	if db.gcCancel != nil {
+		db.gcCancel()
+	}
 	db.inflight.Wait()
+	if db.gcDone != nil {
+		<-db.gcDone
+	}
 	close(db.stop)
 	<-db.committerDone
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("log: closing badger database %q: %w", db.dir, err)
 	}
 	return nil
-}
-
-// CollectGarbage reclaims the disk space of deleted and overwritten records.
-// It flushes Badger's memtables and compacts the newest tables (which pauses
-// the database's writes for that time), then rewrites value-log files that
-// are mostly garbage and deletes them, until none is left or ctx ends. Run
-// it from time to time after TruncateBelow, not after every call: it costs
-// at least one memtable flush. It is a no-op with respect to the contents of
-// the Logs.
-func (db *BadgerDB) CollectGarbage(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if !db.acquire() {
-		return ErrClosed
-	}
-	defer db.release()
-	db.gcMu.Lock()
-	defer db.gcMu.Unlock()
-
-	// Deleted keys count as garbage in the value log only once a compaction
-	// has dropped them; force one for what sits in the memtables.
-	if err := db.submit(ctx, &commitReq{flush: true}); err != nil {
-		return err
-	}
-	const discardRatio = 0.5
-	for rewritten := 0; ; rewritten++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := db.bdb.RunValueLogGC(discardRatio)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
-			db.logger.Debug("value-log garbage collected", "files", rewritten)
-			return nil
-		default:
-			return fmt.Errorf("log: value-log garbage collection in %q: %w", db.dir, err)
-		}
-	}
 }
 
 // DiskSize returns the apparent sizes of Badger's files in the directory: the

@@ -111,22 +111,24 @@ type txnBatch struct {
 	// truncation points set by the requests of this transaction, to filter
 	// the later requests' sets.
 	truncated map[*badgerLog]uint64
+	// deletes reports whether the transaction deletes records.
+	deletes bool
 }
 
 // commitGroup applies a group of requests in order.
 func (db *BadgerDB) commitGroup(group []*commitReq) {
 	b := &txnBatch{db: db}
 	for _, r := range group {
-		if r.flush {
-			b.commit()
-			r.done <- db.flushMemtables()
-			continue
-		}
 		if r.ctx != nil {
 			if err := r.ctx.Err(); err != nil {
 				r.done <- err
 				continue
 			}
+		}
+		if r.flush {
+			b.commit()
+			r.done <- db.flushMemtables()
+			continue
 		}
 		b.add(r)
 	}
@@ -204,6 +206,7 @@ func (b *txnBatch) apply(r *commitReq, ents []entry, truncates bool) error {
 		var err error
 		if e.del {
 			err = b.txn.Delete(e.key)
+			b.deletes = true
 		} else {
 			err = b.txn.Set(e.key, e.value)
 		}
@@ -240,6 +243,9 @@ func (b *txnBatch) commit() {
 	for l, first := range b.truncated {
 		l.raiseFirst(first)
 	}
+	if b.deletes || len(b.truncated) > 0 {
+		b.db.truncations.Add(1) // garbage for the next collection
+	}
 	for _, r := range b.reqs {
 		if !r.internal {
 			b.db.writes.Add(1)
@@ -261,7 +267,7 @@ func (b *txnBatch) fail(err error) {
 }
 
 func (b *txnBatch) reset() {
-	b.txn, b.reqs, b.count, b.size = nil, nil, 0, 0
+	b.txn, b.reqs, b.count, b.size, b.deletes = nil, nil, 0, 0, false
 	clear(b.truncated)
 }
 

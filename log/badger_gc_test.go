@@ -59,6 +59,9 @@ func TestBadgerCollectGarbageShrinksValueLog(t *testing.T) {
 	if _, err := l.Get(ctx, n-1); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("Get(%d) after CollectGarbage = %v, want ErrNotFound", n-1, err)
 	}
+	if runs := db.Stats().GCRuns; runs != 1 {
+		t.Errorf("Stats().GCRuns = %d after one CollectGarbage, want 1", runs)
+	}
 }
 
 // TestBadgerCollectGarbageWhileWriting runs CollectGarbage (which pauses

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/jonboulle/clockwork"
 )
 
 // Defaults of BadgerOptions. They keep one open database under about 20 MB
@@ -21,6 +23,10 @@ const (
 	DefaultValueLogFileSize = 64 << 20
 	DefaultValueThreshold   = 4 << 10
 )
+
+// DefaultGCInterval is the default of BadgerOptions.GCInterval: a node that
+// truncates its Logs gets their disk space back within about a minute.
+const DefaultGCInterval = time.Minute
 
 // BadgerOptions configures OpenBadger. The zero value is valid: every zero
 // field takes its documented default.
@@ -70,6 +76,21 @@ type BadgerOptions struct {
 	// BlockCacheSize is Badger's cache of table blocks, in bytes. Default 0:
 	// tables are read through the OS page cache (data is not compressed).
 	BlockCacheSize int64
+
+	// GCInterval is how often the database checks whether any of its Logs
+	// was truncated (TruncateBelow moved a truncation point, or Log deleted
+	// records a crash left below one) since the last garbage collection,
+	// and if so runs CollectGarbage. The interval counts from the end of
+	// the previous check, so collections never run back to back; each one
+	// costs at least a memtable flush. The check itself is free. Failed
+	// collections are logged (Logger, slog.LevelError) and retried at the
+	// next check. Default DefaultGCInterval (1 minute); negative turns the
+	// automatic collection off, leaving CollectGarbage to the owner.
+	GCInterval time.Duration
+
+	// Clock drives GCInterval. Default: the real clock. Tests pass a
+	// clockwork.FakeClock and advance it.
+	Clock clockwork.Clock
 }
 
 // withDefaults returns o with zero fields set to their defaults, or an error
@@ -86,6 +107,12 @@ func (o BadgerOptions) withDefaults() (BadgerOptions, error) {
 	}
 	if o.ValueThreshold == 0 {
 		o.ValueThreshold = DefaultValueThreshold
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	switch {
 	case o.MemTableSize < 1<<20:

@@ -61,8 +61,22 @@
 // Identity. BadgerOptions documents the memory and disk knobs: the defaults
 // keep a database near 5 MB of heap (about 7 MB resident), so that tests can
 // run many nodes in one process; production nodes should raise MemTableSize
-// and ValueLogFileSize. Disk space of large truncated values comes back when
-// the owner calls BadgerDB.CollectGarbage, now and then.
+// and ValueLogFileSize.
+//
+// # Disk space after truncation
+//
+// TruncateBelow deletes records at once; the disk space of large values
+// (BadgerOptions.ValueThreshold and above) comes back when the value-log
+// garbage collector runs. A BadgerDB runs it itself: every
+// BadgerOptions.GCInterval (default one minute, measured on
+// BadgerOptions.Clock) a goroutine of the database checks whether any of its
+// Logs was truncated since the last collection and, if so, calls
+// BadgerDB.CollectGarbage, logging failures through BadgerOptions.Logger and
+// retrying at the next check. Close cancels a collection in progress and
+// waits for the goroutine. Set GCInterval negative to turn this off and call
+// CollectGarbage yourself; Stats().GCRuns counts the collections either way.
+// Garbage a previous run of the process left uncollected waits for the next
+// truncation (or a CollectGarbage call).
 //
 // # Closing is the caller's job
 //
@@ -76,6 +90,6 @@
 //
 // Found by type assertion, as the design asks for later additions:
 //   - Durable: whether Writes are fsynced (IsDurable).
-//   - StatsReporter: counters of writes and fsyncs (Stats), used by the
-//     benchmarks to report fsyncs per second.
+//   - StatsReporter: counters of writes, fsyncs and garbage collections
+//     (Stats), used by the benchmarks to report fsyncs per second.
 package log

@@ -107,6 +107,11 @@ type Stats struct {
 	// durable (one fsync round). With group commit, Syncs < Writes under
 	// concurrency.
 	Syncs uint64
+	// GCRuns is the number of garbage collections that reclaimed disk
+	// space after truncations and completed (BadgerDB.CollectGarbage,
+	// called by its owner or every BadgerOptions.GCInterval by the
+	// database itself). 0 for backends that free space at once.
+	GCRuns uint64
 }
 
 // StatsReporter is an optional capability of a Log: it reports counters of
