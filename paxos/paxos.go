@@ -30,8 +30,15 @@ type Paxos struct {
 	min     atomic.Uint64 // the cluster's Min as known here
 	maxSeen atomic.Uint64 // one more than the highest slot proposed here
 
-	startMu  sync.Mutex
-	started  bool
+	startMu sync.Mutex
+	started bool
+	// view is the membership, published by Start before any goroutine of
+	// the node runs; nil before Start.
+	view atomic.Pointer[view]
+}
+
+// view is what Start learned of the cluster, read by callers' goroutines.
+type view struct {
 	members  []Member
 	self     int
 	pclients []ProposerClient
@@ -104,7 +111,7 @@ func (p *Paxos) Start(ctx context.Context, members []Member) error {
 			return fmt.Errorf("paxos: dialing member %d at %q: %w", m.ID, m.Addr, err)
 		}
 	}
-	p.members, p.self, p.pclients = members, self, proposers
+	p.view.Store(&view{members: members, self: self, pclients: proposers})
 	p.startMu.Unlock()
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -205,8 +212,12 @@ func (p *Paxos) forward(ctx context.Context, req *ProposeRequest) (*ProposeReply
 		}
 		return &ProposeReply{Status: r.status, Slot: r.slot}, true
 	}
-	li := p.proposer.leader()
-	if li < 0 || li == p.self || p.pclients == nil {
+	v := p.view.Load()
+	if v == nil {
+		return nil, false // not started yet
+	}
+	li := p.proposer.leaderIndex(v.members)
+	if li < 0 || li == v.self {
 		p.proposer.kick(ctx)
 		return nil, false
 	}
@@ -216,7 +227,7 @@ func (p *Paxos) forward(ctx context.Context, req *ProposeRequest) (*ProposeReply
 	} else {
 		cctx, cancel = clockwork.WithTimeout(ctx, p.cfg.Clock, p.cfg.RPCTimeout+2*p.cfg.ElectionTimeout)
 	}
-	rep, err := p.pclients[li].Propose(cctx, req)
+	rep, err := v.pclients[li].Propose(cctx, req)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -229,7 +240,7 @@ func (p *Paxos) forward(ctx context.Context, req *ProposeRequest) (*ProposeReply
 	case ProposeNotLeader:
 		if rep.Leader > Ballot(p.proposer.leaderBallot.Load()) {
 			p.proposer.leaderBallot.Store(uint64(rep.Leader))
-		} else if rep.Leader.Proposer() == p.members[li].ID || rep.Leader == 0 {
+		} else if rep.Leader.Proposer() == v.members[li].ID || rep.Leader == 0 {
 			// The node we believed in denies leading; forget it.
 			p.proposer.leaderBallot.CompareAndSwap(uint64(rep.Leader), 0)
 			p.proposer.kick(ctx)

@@ -218,13 +218,14 @@ func (p *Proposer) contact(b Ballot) {
 	}
 }
 
-// leader returns the index of the member believed to lead, or -1.
-func (p *Proposer) leader() int {
+// leaderIndex returns the index in members of the member believed to
+// lead, or -1. It is safe to call from any goroutine.
+func (p *Proposer) leaderIndex(members []Member) int {
 	b := Ballot(p.leaderBallot.Load())
 	if b == 0 {
 		return -1
 	}
-	for i, m := range p.members {
+	for i, m := range members {
 		if m.ID == b.Proposer() {
 			return i
 		}
@@ -625,7 +626,7 @@ func (p *Proposer) forwardOK(ctx context.Context) {
 // kick asks the loop to look for a leader now (a proposal is waiting).
 func (p *Proposer) kick(ctx context.Context) {
 	p.post(ctx, func() {
-		if p.st.role == follower && !p.probing && p.leader() < 0 {
+		if p.st.role == follower && !p.probing && p.leaderIndex(p.members) < 0 {
 			p.probing = true
 			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID))
 		}
