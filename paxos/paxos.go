@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/errgroup"
@@ -221,12 +220,12 @@ func (p *Paxos) forward(ctx context.Context, req *ProposeRequest) (*ProposeReply
 		p.proposer.kick(ctx)
 		return nil, false
 	}
-	cctx, cancel := ctx, context.CancelFunc(func() {})
-	if !req.Wait {
-		cctx, cancel = clockwork.WithTimeout(ctx, p.cfg.Clock, p.cfg.RPCTimeout)
-	} else {
-		cctx, cancel = clockwork.WithTimeout(ctx, p.cfg.Clock, p.cfg.RPCTimeout+2*p.cfg.ElectionTimeout)
+	// A waiting forward may sit out a leader change at the other end.
+	timeout := p.cfg.RPCTimeout
+	if req.Wait {
+		timeout += 2 * p.cfg.ElectionTimeout
 	}
+	cctx, cancel := clockwork.WithTimeout(ctx, p.cfg.Clock, timeout)
 	rep, err := v.pclients[li].Propose(cctx, req)
 	cancel()
 	if err != nil {
@@ -374,4 +373,3 @@ func (p *Paxos) IsLeader() bool { return p.proposer.leading.Load() }
 // Acceptor returns this node's acceptor, for serving it to remote peers.
 func (p *Paxos) Acceptor() *Acceptor { return p.acceptor }
 
-var _ = time.Second
