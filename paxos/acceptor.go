@@ -24,13 +24,27 @@ type Acceptor struct {
 	acceptedLog log.Log
 	hooks       acceptorHooks
 
-	mu      sync.Mutex
-	st      *acceptorState
-	running bool
-	jobs    chan *writeJob // ordered writes for the committer; sent under mu
+	mu       sync.Mutex
+	st       *acceptorState
+	running  bool
+	jobs     chan *writeJob // ordered writes for the committer; sent under mu
+	stopping chan struct{}  // closed when the committer stops taking jobs
 
-	subsMu sync.Mutex
-	subs   map[*observeSub]struct{}
+	// failed: a write failed, so the state may be ahead of the disk; the
+	// acceptor never replies again. Atomic because the committer must never
+	// take mu while it consumes jobs (senders hold mu while they wait for
+	// room in the queue).
+	failed atomic.Bool
+
+	// durablePrefix is st.chosenPrefix as of the last persisted job: every
+	// slot below it has its chosen entry on disk. Observe replays trust
+	// the log's entries as chosen only below it (a slot above may still
+	// hold an older value on disk while its new one waits for fsync).
+	durablePrefix atomic.Uint64
+
+	subsMu     sync.Mutex
+	subs       map[*observeSub]struct{}
+	subsClosed bool // the acceptor stopped; no new subscriptions
 
 	// fault, when set (by tests only, see export_test.go), is asked at each
 	// stage of a request; an error makes the request fail there without a
@@ -60,6 +74,7 @@ type acceptorHooks struct {
 }
 
 type writeJob struct {
+	prefix   Slot // st.chosenPrefix once this job's changes are on disk
 	promise  Ballot
 	done     Slot
 	entries  []Entry
@@ -123,10 +138,15 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 func (a *Acceptor) run(ctx context.Context) {
 	a.mu.Lock()
 	a.jobs = make(chan *writeJob, 1024)
+	a.stopping = make(chan struct{})
 	a.running = true
-	jobs := a.jobs
+	a.durablePrefix.Store(uint64(a.st.chosenPrefix))
+	jobs, stopping := a.jobs, a.stopping
 	a.mu.Unlock()
 	defer func() {
+		// Unblock senders waiting on a full queue while holding a.mu
+		// before taking a.mu ourselves.
+		close(stopping)
 		a.mu.Lock()
 		a.running = false
 		a.mu.Unlock()
@@ -174,13 +194,22 @@ func (a *Acceptor) run(ctx context.Context) {
 		}
 		err := a.persist(ctx, batch)
 		if err != nil {
-			a.logger.Error("acceptor write failed; replies withheld", "err", err)
+			// The state in memory is now ahead of the disk: this acceptor
+			// must never reply again (fail-stop), or a restart could
+			// come back with a lower promise than one it acknowledged.
+			a.logger.Error("acceptor write failed; the acceptor stops answering", "err", err)
 			err = fmt.Errorf("%w: %w", errAcceptorFailed, err)
+			a.failed.Store(true)
 		} else {
+			var prefix Slot
 			for _, j := range batch {
+				prefix = max(prefix, j.prefix)
 				if j.event != nil {
 					a.publish(j.event)
 				}
+			}
+			if uint64(prefix) > a.durablePrefix.Load() {
+				a.durablePrefix.Store(uint64(prefix))
 			}
 		}
 		for _, j := range batch {
@@ -244,8 +273,28 @@ func (a *Acceptor) persist(ctx context.Context, batch []*writeJob) error {
 	return nil
 }
 
-// enqueue queues a job; the caller holds a.mu and has checked a.running.
-func (a *Acceptor) enqueue(j *writeJob) { a.jobs <- j }
+// enqueue queues a job; the caller holds a.mu and has checked usable. It
+// reports false if the committer stopped meanwhile.
+func (a *Acceptor) enqueue(j *writeJob) bool {
+	j.prefix = a.st.chosenPrefix
+	select {
+	case a.jobs <- j:
+		return true
+	case <-a.stopping:
+		return false
+	}
+}
+
+// usableLocked reports why the acceptor cannot take a request, if so.
+func (a *Acceptor) usableLocked() error {
+	switch {
+	case a.failed.Load():
+		return errAcceptorFailed
+	case !a.running:
+		return ErrStopped
+	}
+	return nil
+}
 
 func wait(ctx context.Context, errc chan error) error {
 	select {
@@ -262,9 +311,9 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 		return nil, err
 	}
 	a.mu.Lock()
-	if !a.running {
+	if err := a.usableLocked(); err != nil {
 		a.mu.Unlock()
-		return nil, ErrStopped
+		return nil, err
 	}
 	ok, raised := a.st.prepare(req.Ballot)
 	if !ok {
@@ -279,8 +328,11 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 		j.promise = req.Ballot
 	}
 	forgotten := a.st.forgotten
-	a.enqueue(j)
+	queued := a.enqueue(j)
 	a.mu.Unlock()
+	if !queued {
+		return nil, ErrStopped
+	}
 	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
 	}
@@ -303,7 +355,20 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 	if err != nil {
 		return nil, fmt.Errorf("paxos: reading accepted entries: %w", err)
 	}
-	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Entries: entries}, nil
+	// A truncation (Compact, a new Min) may have run during the read and
+	// removed entries it saw as missing: report the truncation point as
+	// it is now, and nothing below it, so the new leader leaves those
+	// chosen slots alone instead of filling them with no-ops.
+	a.mu.Lock()
+	forgotten = a.st.forgotten
+	a.mu.Unlock()
+	kept := entries[:0]
+	for _, e := range entries {
+		if e.Slot >= forgotten {
+			kept = append(kept, e)
+		}
+	}
+	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Entries: kept}, nil
 }
 
 // Accept handles phase 2a and heartbeats.
@@ -312,9 +377,9 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	if !a.running {
+	if err := a.usableLocked(); err != nil {
 		a.mu.Unlock()
-		return nil, ErrStopped
+		return nil, err
 	}
 	var done Slot
 	if a.hooks.done != nil {
@@ -336,8 +401,11 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 	}
 	j.event = a.eventLocked(r.stored, r.marked, oldCommit, oldForgotten)
 	commit, forgotten := a.st.commit, a.st.forgotten
-	a.enqueue(j)
+	queued := a.enqueue(j)
 	a.mu.Unlock()
+	if !queued {
+		return nil, ErrStopped
+	}
 	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
 	}
@@ -361,7 +429,7 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 func (a *Acceptor) markChosen(b Ballot, commit Slot, chosen []Slot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.running {
+	if a.usableLocked() != nil {
 		return
 	}
 	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
@@ -375,7 +443,7 @@ func (a *Acceptor) markChosen(b Ballot, commit Slot, chosen []Slot) {
 func (a *Acceptor) forget(min Slot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.running {
+	if a.usableLocked() != nil {
 		return
 	}
 	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
@@ -387,13 +455,16 @@ func (a *Acceptor) forget(min Slot) {
 // sync waits until every state change decided so far is persisted.
 func (a *Acceptor) sync(ctx context.Context) error {
 	a.mu.Lock()
-	if !a.running {
+	if err := a.usableLocked(); err != nil {
 		a.mu.Unlock()
-		return ErrStopped
+		return err
 	}
 	j := &writeJob{errc: make(chan error, 1)}
-	a.enqueue(j)
+	queued := a.enqueue(j)
 	a.mu.Unlock()
+	if !queued {
+		return ErrStopped
+	}
 	return wait(ctx, j.errc)
 }
 
@@ -401,7 +472,7 @@ func (a *Acceptor) sync(ctx context.Context) error {
 func (a *Acceptor) persistDone(done Slot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.usableLocked() == nil {
 		a.enqueue(&writeJob{done: done})
 	}
 }

@@ -39,15 +39,16 @@ type observeSub struct {
 // ends when ctx ends, the acceptor stops, or the observer falls too far
 // behind (it then reconnects from where it is).
 func (a *Acceptor) Observe(ctx context.Context, req *ObserveRequest) (ObserveStream, error) {
-	a.mu.Lock()
-	running := a.running
-	a.mu.Unlock()
-	if !running {
-		return nil, ErrStopped
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &observeSub{a: a, ctx: sctx, stop: cancel, live: make(chan *ObserveEvent, observeBuffer), from: req.From, next: req.From, replaying: true}
+	// Checked under subsMu, which closeSubs holds too: a subscription is
+	// either registered before closeSubs runs (and failed by it) or refused.
 	a.subsMu.Lock()
+	if a.subsClosed {
+		a.subsMu.Unlock()
+		cancel()
+		return nil, ErrStopped
+	}
 	a.subs[s] = struct{}{}
 	a.subsMu.Unlock()
 	// Registered before the replay reads the log: an entry is either in the
@@ -71,6 +72,7 @@ func (a *Acceptor) publish(ev *ObserveEvent) {
 func (a *Acceptor) closeSubs() {
 	a.subsMu.Lock()
 	defer a.subsMu.Unlock()
+	a.subsClosed = true
 	for s := range a.subs {
 		delete(a.subs, s)
 		s.fail(ErrStopped)
@@ -143,6 +145,9 @@ func (s *observeSub) replay() (*ObserveEvent, error) {
 	if err := s.ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Taken before reading the log: below it, what the read sees is the
+	// chosen entry (see Acceptor.durablePrefix).
+	durable := Slot(a.durablePrefix.Load())
 	var entries []Entry
 	errFull := errors.New("chunk full")
 	err := a.acceptedLog.Range(s.ctx, uint64(s.next), 0, func(r log.Record) error {
@@ -162,7 +167,7 @@ func (s *observeSub) replay() (*ObserveEvent, error) {
 	a.mu.Lock()
 	ev := &ObserveEvent{Commit: a.st.commit, Forgotten: a.st.forgotten}
 	for i := range entries {
-		entries[i].Chosen = a.st.isChosen(entries[i].Slot)
+		entries[i].Chosen = a.st.chosenOnDisk(entries[i], durable)
 	}
 	a.mu.Unlock()
 	if len(entries) > 0 {

@@ -190,13 +190,21 @@ func (s *acceptorState) markChosen(b Ballot, commit Slot, chosen []Slot) []Entry
 	return m
 }
 
+// advancePrefix moves chosenPrefix over chosen entries, and over slots
+// this acceptor never accepted that the leader's commit says are chosen:
+// any later Accept there carries the chosen value (it needs a ballot at
+// least the committing one), so the prefix stays true, and the map does not
+// pin every later slot behind one this acceptor missed.
 func (s *acceptorState) advancePrefix() {
 	for {
 		info, ok := s.entries[s.chosenPrefix]
-		if !ok || !info.chosen {
+		switch {
+		case ok && info.chosen:
+			delete(s.entries, s.chosenPrefix)
+		case !ok && s.chosenPrefix < s.commit && s.chosenPrefix < s.maxSlot:
+		default:
 			return
 		}
-		delete(s.entries, s.chosenPrefix)
 		s.chosenPrefix++
 	}
 }
@@ -207,6 +215,19 @@ func (s *acceptorState) isChosen(slot Slot) bool {
 		return true
 	}
 	return s.entries[slot].chosen
+}
+
+// chosenOnDisk reports whether e, as read from the log, is the chosen
+// entry of its slot. durable is the chosen prefix known to be on disk when
+// the read began. Above it the state may describe a newer entry whose
+// write is still pending while the log holds an older one, so the ballots
+// must match.
+func (s *acceptorState) chosenOnDisk(e Entry, durable Slot) bool {
+	if e.Slot < durable {
+		return true
+	}
+	info, ok := s.entries[e.Slot]
+	return ok && info.chosen && info.ballot == e.Ballot
 }
 
 // forget moves the truncation point up to min.

@@ -67,6 +67,13 @@ type Config struct {
 	// Default 2*HeartbeatInterval.
 	CatchupDelay time.Duration
 
+	// HoleTimeout is how long a leader lets a slot below a chosen one stay
+	// empty (ProposeAt beyond the next free slot leaves such holes) before
+	// it fills it with a no-op, so that in-order delivery and the release
+	// of memory are not stalled forever. Negative: never. Default
+	// 2*ElectionTimeout.
+	HoleTimeout time.Duration
+
 	// Volatile permits a PromiseLog or AcceptedLog that is not durable
 	// (log.Memory). Without it New refuses such logs with ErrNotDurable: an
 	// acceptor that forgets its promises and accepted values when its
@@ -110,6 +117,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxValueSize == 0 {
 		d.MaxValueSize = 16 << 20
+	}
+	if d.HoleTimeout == 0 {
+		d.HoleTimeout = 2 * d.ElectionTimeout
 	}
 	if d.CatchupDelay == 0 {
 		d.CatchupDelay = 2 * d.HeartbeatInterval

@@ -372,4 +372,3 @@ func (p *Paxos) IsLeader() bool { return p.proposer.leading.Load() }
 
 // Acceptor returns this node's acceptor, for serving it to remote peers.
 func (p *Paxos) Acceptor() *Acceptor { return p.acceptor }
-

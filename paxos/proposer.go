@@ -59,6 +59,9 @@ type Proposer struct {
 	probing     bool
 	campaignEnd time.Time
 	failingFrom time.Time // forwarding to the leader has failed since
+	lastFailure time.Time // the last forwarding failure
+	commitSeen  Slot      // the commit point at commitAt
+	commitAt    time.Time // when the commit point last moved (or a leadership began)
 }
 
 // proposal is a value waiting to be chosen.
@@ -206,6 +209,7 @@ func (p *Proposer) post(ctx context.Context, f func()) {
 	select {
 	case p.events <- f:
 	case <-ctx.Done():
+	case <-p.stopped:
 	}
 }
 
@@ -310,15 +314,14 @@ func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 }
 
 func (p *Proposer) retryLater(i int, b *batch) {
+	// AfterFunc runs on its own goroutine, so it may wait for room in the
+	// loop's queue: a retry is never dropped (nothing else would resend).
 	p.clock.AfterFunc(p.cfg.HeartbeatInterval, func() {
-		select {
-		case p.events <- func() {
+		p.post(p.runCtx, func() {
 			if !b.done.Load() && p.st.role == leader && p.st.ballot == b.ballot && b.acked&(1<<i) == 0 {
 				p.sendAccept(i, b, true)
 			}
-		}:
-		default:
-		}
+		})
 	})
 }
 
@@ -466,6 +469,7 @@ func (p *Proposer) onTick(ctx context.Context) {
 			p.lostLeadership(0)
 			return
 		}
+		p.fillHoles(now)
 		for i := range p.members {
 			if i == p.self || now.Sub(p.lastSent[i]) < p.cfg.HeartbeatInterval {
 				continue
@@ -491,6 +495,29 @@ func (p *Proposer) onTick(ctx context.Context) {
 		}
 	}
 	p.retryExplicit(ctx)
+}
+
+// fillHoles proposes no-ops for empty slots below the highest one in use
+// once the commit point has not moved for HoleTimeout.
+func (p *Proposer) fillHoles(now time.Time) {
+	st := p.st
+	if st.commit != p.commitSeen {
+		p.commitSeen, p.commitAt = st.commit, now
+		return
+	}
+	if p.cfg.HoleTimeout < 0 || st.commit >= st.next || now.Sub(p.commitAt) < p.cfg.HoleTimeout {
+		return
+	}
+	holes := st.holes(p.cfg.MaxBatch, p.node.observer.knows)
+	for _, slot := range holes {
+		p.queue = append(p.queue, st.assign(Entry{Slot: slot, NoOp: true}, true))
+	}
+	if len(holes) > 0 {
+		p.logger.Debug("filling holes with no-ops", "from", holes[0], "count", len(holes))
+		p.metrics.proposed.Add(uint64(len(holes)))
+		p.commitAt = now
+		p.flush()
+	}
 }
 
 // probe asks the peers whether they hear a leader (pre-vote), and
@@ -583,6 +610,7 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	p.leaderBallot.Store(uint64(p.st.ballot))
 	p.leading.Store(true)
 	now := p.clock.Now()
+	p.commitSeen, p.commitAt = p.st.commit, now
 	for i := range p.lastOK {
 		p.lastOK[i] = now // a quorum just answered; give the rest time
 	}
@@ -603,16 +631,19 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	p.flush()
 }
 
-// forwardFailed notes that the leader could not be reached; after half an
-// election timeout of failures this node campaigns itself.
+// forwardFailed notes that the leader could not be reached. Only when
+// forwarding has failed without a success for a whole election timeout does
+// this node campaign itself (without a pre-vote: its peers may still hear a
+// leader that cannot hear anyone, as with a deaf leader). A failure long
+// after the previous one starts a new count.
 func (p *Proposer) forwardFailed(ctx context.Context) {
 	p.post(ctx, func() {
 		now := p.clock.Now()
-		if p.failingFrom.IsZero() {
+		if p.failingFrom.IsZero() || now.Sub(p.lastFailure) > p.cfg.ElectionTimeout {
 			p.failingFrom = now
-			return
 		}
-		if p.st.role == follower && now.Sub(p.failingFrom) >= p.cfg.ElectionTimeout/2 {
+		p.lastFailure = now
+		if p.st.role == follower && now.Sub(p.failingFrom) >= p.cfg.ElectionTimeout {
 			p.failingFrom = time.Time{}
 			p.campaign()
 		}

@@ -94,7 +94,10 @@ func (s *proposerState) promise(idx int, b Ballot, p *Promise) (won, lost bool) 
 		return false, false
 	}
 	s.promises[idx] = p
-	return len(s.promises) >= s.quorum, false
+	// This node's own promise is required: it is what persists the ballot
+	// here, so that after a restart this proposer never reuses it (a reused
+	// ballot could carry two values for one slot).
+	return len(s.promises) >= s.quorum && s.promises[s.self] != nil, false
 }
 
 // win becomes leader. It returns the entries to propose first: for every
@@ -195,6 +198,18 @@ func (s *proposerState) rejected(b Ballot, promised Ballot) bool {
 		return true
 	}
 	return false
+}
+
+// holes returns up to limit slots in [commit, next) that no value of this
+// leadership occupies and that known() does not report as recorded.
+func (s *proposerState) holes(limit int, known func(Slot) bool) []Slot {
+	var out []Slot
+	for slot := s.commit; slot < s.next && len(out) < limit; slot++ {
+		if s.slots[slot] == nil && !s.chosenAbove[slot] && !known(slot) {
+			out = append(out, slot)
+		}
+	}
+	return out
 }
 
 // chosenList returns the chosen slots at or above commit (bounded).

@@ -231,3 +231,32 @@ func TestObserverRules(t *testing.T) {
 		t.Fatalf("watermark %d lagging %v", s.watermark, s.lagging())
 	}
 }
+
+// A quorum of promises without this node's own does not win: the own
+// promise is what persists the ballot here, so a restart never reuses it.
+func TestProposerNeedsOwnPromise(t *testing.T) {
+	s := newProposerState(1, 3, 0)
+	ballot := s.campaign(0).Ballot
+	if won, _ := s.promise(1, ballot, &Promise{OK: true, Promised: ballot}); won {
+		t.Fatal("won with one promise")
+	}
+	if won, _ := s.promise(2, ballot, &Promise{OK: true, Promised: ballot}); won {
+		t.Fatal("won without this node's own promise")
+	}
+	if won, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot}); !won {
+		t.Fatal("did not win with all three")
+	}
+}
+
+func TestProposerHoles(t *testing.T) {
+	s := newProposerState(1, 3, 0)
+	ballot := s.campaign(0).Ballot
+	s.promise(0, ballot, &Promise{OK: true, Promised: ballot})
+	s.promise(1, ballot, &Promise{OK: true, Promised: ballot})
+	s.win()
+	s.assign(Entry{Slot: 4, Value: []byte("x")}, true)
+	got := s.holes(10, func(slot Slot) bool { return slot == 1 })
+	if !slices.Equal(got, []Slot{0, 2, 3}) {
+		t.Fatalf("holes = %v, want [0 2 3]", got)
+	}
+}
