@@ -36,10 +36,15 @@ type Proposer struct {
 	// Shared with other goroutines.
 	leaderBallot atomic.Uint64 // the leader this node believes in (0: none)
 	leading      atomic.Bool
-	lastContact  atomic.Int64 // clock time (UnixNano) a leader or candidate last reached us
-	running      atomic.Bool
-	stopped      chan struct{}   // closed when run returns
-	runCtx       context.Context // the context run was called with
+	lastContact  atomic.Int64 // clock time (UnixNano) the election timer last restarted
+	// leaderContact is when a leader or candidate itself last reached this
+	// node. Only it backs "a leader is alive" in probe answers: a node that
+	// merely heard from peers that a leader lives must not vouch for it, or
+	// followers end up vouching for each other with no leader at all.
+	leaderContact atomic.Int64
+	running       atomic.Bool
+	stopped       chan struct{}   // closed when run returns
+	runCtx        context.Context // the context run was called with
 
 	metrics metrics
 
@@ -217,6 +222,7 @@ func (p *Proposer) post(ctx context.Context, f func()) {
 // ballot b reached it.
 func (p *Proposer) contact(b Ballot) {
 	p.touch()
+	p.leaderContact.Store(p.clock.Now().UnixNano())
 	if b > Ballot(p.leaderBallot.Load()) {
 		p.leaderBallot.Store(uint64(b))
 	}
@@ -659,7 +665,9 @@ func (p *Proposer) kick(ctx context.Context) {
 	p.post(ctx, func() {
 		if p.st.role == follower && !p.probing && p.leaderIndex(p.members) < 0 {
 			p.probing = true
-			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID))
+			// The probe outlives the caller's context: it must always come
+			// back to clear p.probing, or this node never probes again.
+			go p.probe(p.runCtx, MakeBallot(p.st.round+1, p.members[p.self].ID))
 		}
 	})
 }
@@ -672,7 +680,7 @@ func (p *Proposer) handleProbe(req *Probe) *ProbeReply {
 		rep.LeaderAlive = true
 		return rep
 	}
-	last := time.Unix(0, p.lastContact.Load())
+	last := time.Unix(0, p.leaderContact.Load())
 	rep.LeaderAlive = rep.Leader != 0 && p.clock.Since(last) < p.cfg.ElectionTimeout
 	return rep
 }
