@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -24,12 +25,25 @@ import (
 // because Badger's value-log garbage collector then rewrites live values
 // without an fsync before deleting the file they came from.
 //
+// Lazy requests (WriteLazy) do not start a group of their own: they wait
+// for the next group that has another request in it and go first in it (so
+// one Log's requests keep their order), or, if none comes within lazyDelay
+// or lazyMax of them queue up, are committed alone. Under load they cost no
+// fsync round of their own.
+//
 // A request is atomic: it is never split across transactions. Requests of
 // one group may be, and are acknowledged only after their own transaction
 // is committed.
 
 // maxGroup bounds the requests the committer takes at once.
 const maxGroup = 1024
+
+// lazyDelay and lazyMax bound how long, and how many, lazy requests wait
+// for a group to join.
+const (
+	lazyDelay = 5 * time.Millisecond
+	lazyMax   = 256
+)
 
 // entry is one key to set (or, with del, to delete) in a transaction.
 type entry struct {
@@ -53,6 +67,8 @@ type commitReq struct {
 	internal bool
 	// flush asks the committer to flush Badger's memtables (CollectGarbage).
 	flush bool
+	// lazy: the request may wait for a group to join (WriteLazy).
+	lazy bool
 
 	done chan error // buffered; receives exactly one result
 }
@@ -80,10 +96,21 @@ func (db *BadgerDB) submit(ctx context.Context, r *commitReq) error {
 func (db *BadgerDB) commitLoop() {
 	defer close(db.committerDone)
 	group := make([]*commitReq, 0, maxGroup)
+	var lazy []*commitReq // waiting for a group to join
+	timer := time.NewTimer(lazyDelay)
+	timer.Stop()
 	for {
+		var expired <-chan time.Time
+		if len(lazy) > 0 {
+			expired = timer.C
+		}
 		select {
 		case r := <-db.reqs:
 			group = append(group, r)
+		case <-expired:
+			db.commitGroup(lazy)
+			lazy = nil
+			continue
 		case <-db.stop:
 			return
 		}
@@ -96,7 +123,23 @@ func (db *BadgerDB) commitLoop() {
 				break drain
 			}
 		}
-		db.commitGroup(group)
+		allLazy := true
+		for _, r := range group {
+			allLazy = allLazy && r.lazy
+		}
+		if allLazy && len(lazy)+len(group) < lazyMax {
+			if len(lazy) == 0 {
+				timer.Reset(lazyDelay)
+			}
+			lazy = append(lazy, group...)
+		} else {
+			if len(lazy) > 0 {
+				timer.Stop()
+				group = append(lazy, group...)
+				lazy = nil
+			}
+			db.commitGroup(group)
+		}
 		clear(group)
 		group = group[:0]
 	}

@@ -28,11 +28,17 @@ type badgerLog struct {
 	first atomic.Uint64
 
 	truncMu sync.Mutex // serializes TruncateBelow
-	closed  atomic.Bool
+	// clean: no record below it is left on disk, tombstones aside (the
+	// deletions of an earlier truncation completed). The scan for records
+	// to delete starts there, not at slot 0, so it does not step over the
+	// tombstones of every truncation so far. Guarded by truncMu.
+	clean  uint64
+	closed atomic.Bool
 }
 
 var (
 	_ Log           = (*badgerLog)(nil)
+	_ LazyWriter    = (*badgerLog)(nil)
 	_ Durable       = (*badgerLog)(nil)
 	_ StatsReporter = (*badgerLog)(nil)
 )
@@ -69,6 +75,16 @@ func (l *badgerLog) Stats() Stats { return l.db.Stats() }
 // BadgerOptions.MemTableSize in keys and small values; a larger one fails
 // with ErrTooLarge and writes nothing.
 func (l *badgerLog) Write(ctx context.Context, recs ...Record) error {
+	return l.write(ctx, false, recs)
+}
+
+// WriteLazy implements LazyWriter: the records join the next group commit
+// that has a Write in it, or are committed on their own after lazyDelay.
+func (l *badgerLog) WriteLazy(ctx context.Context, recs ...Record) error {
+	return l.write(ctx, true, recs)
+}
+
+func (l *badgerLog) write(ctx context.Context, lazy bool, recs []Record) error {
 	release, err := l.begin(ctx)
 	if err != nil {
 		return err
@@ -99,7 +115,7 @@ func (l *badgerLog) Write(ctx context.Context, recs ...Record) error {
 		buf = appendValue(buf, r.Value)
 		ents = append(ents, entry{slot: r.Slot, key: buf[k:v:v], value: buf[v:len(buf):len(buf)]})
 	}
-	return l.db.submit(ctx, &commitReq{log: l, entries: ents})
+	return l.db.submit(ctx, &commitReq{log: l, entries: ents, lazy: lazy})
 }
 
 // Get implements Log.Get.
@@ -271,13 +287,19 @@ func (l *badgerLog) TruncateBelow(ctx context.Context, slot uint64) error {
 
 // deleteBelow deletes the records below slot, which is at or below the
 // truncation point, in as many transactions as it takes, and returns how
-// many it deleted.
+// many it deleted. The caller holds truncMu (or has the Log to itself).
 func (l *badgerLog) deleteBelow(ctx context.Context, slot uint64) (int, error) {
 	n := 0
 	for {
 		dels, err := l.deletesBelow(slot)
-		if err != nil || len(dels) == 0 {
+		if err != nil {
 			return n, err
+		}
+		if len(dels) == 0 {
+			// The committer drops sets below the truncation point, so
+			// nothing can appear below slot any more.
+			l.clean = max(l.clean, slot)
+			return n, nil
 		}
 		if err := l.db.submit(ctx, &commitReq{entries: dels, internal: true}); err != nil {
 			return n, err
@@ -299,7 +321,7 @@ func (l *badgerLog) deletesBelow(slot uint64) ([]entry, error) {
 		opts.Prefix = l.kp
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Seek(recordKey(l.kp, 0)); it.Valid() && int64(len(dels)) < limit; it.Next() {
+		for it.Seek(recordKey(l.kp, l.clean)); it.Valid() && int64(len(dels)) < limit; it.Next() {
 			// Byte order is slot order; a malformed key that sorts below
 			// end can only be garbage and goes too.
 			key := it.Item().KeyCopy(nil)

@@ -388,3 +388,82 @@ func TestBadgerMemoryPerDB(t *testing.T) {
 	}
 	runtime.KeepAlive(t)
 }
+
+// Lazy writes are readable when WriteLazy returns, keep their order with
+// the Log's other writes and truncations, survive a clean reopen, and share
+// fsync rounds instead of paying one each.
+func TestBadgerWriteLazy(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir, log.BadgerOptions{})
+	rec, acc := openLog(t, db, "recorded"), openLog(t, db, "accepted")
+	if _, ok := rec.(log.LazyWriter); !ok {
+		t.Fatal("a Badger log is not a log.LazyWriter")
+	}
+	ctx := context.Background()
+	before := db.Stats()
+	const lazyWriters, perWriter = 32, 10
+	var wg sync.WaitGroup
+	for w := range lazyWriters {
+		wg.Go(func() {
+			for i := range perWriter {
+				s := uint64(i*lazyWriters + w)
+				if err := log.WriteLazy(ctx, rec, log.Record{Slot: s, Value: fmt.Appendf(nil, "r%d", s)}); err != nil {
+					t.Errorf("WriteLazy: %v", err)
+					return
+				}
+				if v, err := rec.Get(ctx, s); err != nil || string(v) != fmt.Sprintf("r%d", s) {
+					t.Errorf("Get(%d) right after WriteLazy = %q, %v", s, v, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for s := range uint64(20) {
+			if err := acc.Write(ctx, log.Record{Slot: s, Value: []byte("a")}); err != nil {
+				t.Errorf("Write: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	st := db.Stats()
+	writes, syncs := st.Writes-before.Writes, st.Syncs-before.Syncs
+	t.Logf("%d writes (%d lazy), %d fsync rounds", writes, lazyWriters*perWriter, syncs)
+	if syncs >= writes/2 {
+		t.Errorf("%d fsync rounds for %d writes, want lazy writes to share rounds", syncs, writes)
+	}
+
+	// Order: a truncation after a lazy write removes it.
+	if err := log.WriteLazy(ctx, rec, log.Record{Slot: 1000, Value: []byte("gone")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.TruncateBelow(ctx, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.WriteLazy(ctx, rec, log.Record{Slot: 1001, Value: []byte("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir, log.BadgerOptions{})
+	rec = openLog(t, db, "recorded")
+	if _, err := rec.Get(ctx, 1000); !errors.Is(err, log.ErrNotFound) {
+		t.Errorf("Get(1000) after truncation and reopen: %v, want ErrNotFound", err)
+	}
+	if v, err := rec.Get(ctx, 1001); err != nil || string(v) != "kept" {
+		t.Errorf("Get(1001) after reopen = %q, %v, want kept", v, err)
+	}
+}
+
+// WriteLazy on a Log without it is a Write.
+func TestWriteLazyFallback(t *testing.T) {
+	m := log.NewMemory()
+	if err := log.WriteLazy(context.Background(), m, log.Record{Slot: 3, Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.Get(context.Background(), 3); err != nil || string(v) != "x" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+}

@@ -91,6 +91,29 @@ type Durable interface {
 	Durable() bool
 }
 
+// LazyWriter is implemented by Logs that can take a write without paying a
+// sync of its own. WriteLazy is Write, with one difference: the records may
+// wait, for a bounded time, to be committed together with the next Write of
+// the same database, and become durable with it; a crash before then may
+// lose them, but never tears a WriteLazy apart, and never loses a record
+// another Write made durable. When WriteLazy returns, the records are
+// readable. Writes and truncations of one Log keep their order.
+//
+// The paxos observer uses it for the recorded log, a copy of values already
+// on a majority of acceptors' disks.
+type LazyWriter interface {
+	WriteLazy(ctx context.Context, recs ...Record) error
+}
+
+// WriteLazy writes recs with l's WriteLazy if it has one, and with Write
+// otherwise.
+func WriteLazy(ctx context.Context, l Log, recs ...Record) error {
+	if lw, ok := l.(LazyWriter); ok {
+		return lw.WriteLazy(ctx, recs...)
+	}
+	return l.Write(ctx, recs...)
+}
+
 // IsDurable reports whether l declares itself durable.
 func IsDurable(l Log) bool {
 	d, ok := l.(Durable)

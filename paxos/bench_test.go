@@ -34,9 +34,10 @@ func benchPropose(b *testing.B, store string, clients int) {
 		cfg.HeartbeatInterval = 50 * time.Millisecond
 		cfg.RPCTimeout = time.Second
 	}}
+	var bs *paxostest.BadgerStore
 	if store == "badger" {
-		s := paxostest.NewBadgerStore(b, 3)
-		opts.Logs, opts.CloseLogs = s.Logs, s.Close
+		bs = paxostest.NewBadgerStore(b, 3)
+		opts.Logs, opts.CloseLogs = bs.Logs, bs.Close
 	}
 	c := paxostest.NewCluster(b, 3, opts)
 	leader := c.P(c.Leader(10 * time.Second))
@@ -45,6 +46,15 @@ func benchPropose(b *testing.B, store string, clients int) {
 	if _, err := leader.Propose(ctx, value); err != nil {
 		b.Fatal(err)
 	}
+	syncs := func() (n uint64) {
+		for i := range 3 {
+			if bs != nil && bs.DB(i) != nil {
+				n += bs.DB(i).Stats().Syncs
+			}
+		}
+		return n
+	}
+	syncs0 := syncs()
 	lat := make([][]time.Duration, clients)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -69,6 +79,9 @@ func benchPropose(b *testing.B, store string, clients int) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if bs != nil {
+		b.ReportMetric(float64(syncs()-syncs0)/float64(b.N), "fsyncs/op")
+	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	pct := func(p float64) float64 {

@@ -54,8 +54,14 @@ type Config struct {
 	// MaxBatch is the most values one Accept carries. 1 turns batching off.
 	// Default 256.
 	MaxBatch int
+	// MaxBatchBytes bounds the value bytes of one Accept (a single larger
+	// value still goes alone). Default 1 MiB.
+	MaxBatchBytes int
 	// MaxInflight is the most Accepts (batches) a leader has in flight at
-	// once (the pipeline window). Default 8.
+	// once (the pipeline window). A leader batches naturally: while one
+	// batch is in flight, the values that queue behind it go out together
+	// when it is answered; only full batches (MaxBatch values or
+	// MaxBatchBytes) are sent into the window before that. Default 8.
 	MaxInflight int
 	// MaxPending bounds the values queued at the leader behind the window;
 	// Propose blocks while the queue is full. Default 4096.
@@ -109,6 +115,9 @@ func (c *Config) withDefaults() Config {
 	if d.MaxBatch == 0 {
 		d.MaxBatch = 256
 	}
+	if d.MaxBatchBytes == 0 {
+		d.MaxBatchBytes = 1 << 20
+	}
 	if d.MaxInflight == 0 {
 		d.MaxInflight = 8
 	}
@@ -149,8 +158,8 @@ func (c *Config) Validate() error {
 	if d.HeartbeatInterval*2 > d.ElectionTimeout {
 		errs = append(errs, fmt.Errorf("HeartbeatInterval (%v) must be at most half of ElectionTimeout (%v)", d.HeartbeatInterval, d.ElectionTimeout))
 	}
-	if d.MaxBatch < 0 || d.MaxInflight < 0 || d.MaxPending < 0 || d.MaxValueSize < 0 {
-		errs = append(errs, errors.New("MaxBatch, MaxInflight, MaxPending and MaxValueSize must not be negative"))
+	if d.MaxBatch < 0 || d.MaxBatchBytes < 0 || d.MaxInflight < 0 || d.MaxPending < 0 || d.MaxValueSize < 0 {
+		errs = append(errs, errors.New("MaxBatch, MaxBatchBytes, MaxInflight, MaxPending and MaxValueSize must not be negative"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("paxos: invalid config: %w", errors.Join(errs...))

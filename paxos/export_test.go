@@ -25,4 +25,9 @@ func DoneMark(p *Paxos) Slot { return p.doneMark() }
 
 // Sync waits until p's acceptor has persisted every change decided so far
 // (including the done watermark).
-func Sync(ctx context.Context, p *Paxos) error { return p.acceptor.sync(ctx) }
+func Sync(ctx context.Context, p *Paxos) error {
+	if err := p.acceptor.sync(ctx); err != nil {
+		return err
+	}
+	return p.observer.flush(ctx)
+}

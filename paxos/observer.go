@@ -32,9 +32,24 @@ type Observer struct {
 
 	events chan observed
 
+	wake chan struct{} // cap 1: the writer has work
+
 	mu      sync.Mutex
 	st      *observerState
 	changed chan struct{} // closed and replaced when the watermark or min moves
+
+	// The recorder (observer_record.go), guarded by mu.
+	running     bool // the writer goroutine runs (between run's start and end)
+	cache       map[Slot]*cachedEntry
+	cacheLow    Slot // no entry below it is cached
+	cacheBytes  int
+	queue       []Entry // decided, waiting for the writer
+	queuedBytes int     // of the cached entries not yet written
+	enqueued    uint64  // entries ever queued
+	written     uint64  // entries ever taken and written by the writer
+	wroteCh     chan struct{}
+	truncateTo  Slot // the recorded log should be truncated below this
+	truncated   Slot // ... and is truncated below this
 }
 
 type observed struct {
@@ -51,6 +66,9 @@ func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clo
 		events:   make(chan observed, 256),
 		changed:  make(chan struct{}),
 		st:       newObserverState(1),
+		wake:     make(chan struct{}, 1),
+		cache:    make(map[Slot]*cachedEntry),
+		wroteCh:  make(chan struct{}),
 	}
 	first, err := recorded.First(ctx)
 	if err != nil {
@@ -58,6 +76,7 @@ func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clo
 	}
 	o.st.min = Slot(first)
 	o.st.watermark = Slot(first)
+	o.cacheLow, o.truncated, o.truncateTo = Slot(first), Slot(first), Slot(first)
 	err = recorded.Range(ctx, first, 0, func(r log.Record) error {
 		if _, err := decodeEntry(Slot(r.Slot), r.Value); err != nil {
 			return err
@@ -81,10 +100,25 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 	old := o.st
 	o.st = newObserverState(len(clients))
 	o.st.min, o.st.watermark, o.st.recorded, o.st.maxKnown = old.min, old.watermark, old.recorded, old.maxKnown
+	o.running = true
 	o.mu.Unlock()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The writer stops after everything else (its deferred Wait runs last),
+	// so it writes what the last events decided.
+	var writer sync.WaitGroup
+	defer func() {
+		writer.Wait()
+		o.mu.Lock()
+		o.running = false
+		o.mu.Unlock()
+	}()
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		o.record(ctx)
+	}()
 	rng := rand.New(rand.NewSource(seed))
 	// follow is started on the run goroutine only (rng is not shared).
 	follow := func(ctx context.Context, idx int) {
@@ -190,38 +224,26 @@ func (o *Observer) follow(ctx context.Context, idx int, rng *rand.Rand) {
 	}
 }
 
-// handle decides and records what one event settles.
+// handle decides what one event settles and queues it for recording. The
+// decided entries are delivered at once (see observer_record.go).
 func (o *Observer) handle(ctx context.Context, m observed) {
 	o.mu.Lock()
-	forgot := m.ev.Forgotten > o.st.min && o.forgetLocked(m.ev.Forgotten)
-	decided := o.st.observe(m.idx, m.ev)
-	o.mu.Unlock()
-	if forgot {
-		o.truncate(ctx, m.ev.Forgotten)
+	defer o.mu.Unlock()
+	o.waitQueueLocked(ctx)
+	if m.ev.Forgotten > o.st.min {
+		o.forgetLocked(m.ev.Forgotten)
 	}
+	decided := o.st.observe(m.idx, m.ev)
 	if len(decided) == 0 {
 		return
 	}
-	recs := make([]log.Record, len(decided))
 	slots := make([]Slot, len(decided))
 	for i, e := range decided {
-		recs[i] = entryRecord(Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
 		slots[i] = e.Slot
 	}
-	if err := writeChunked(ctx, o.recorded, recs); err != nil {
-		// Undo: the slots will be decided again from later events.
-		o.logger.Error("recording chosen values failed", "err", err)
-		o.mu.Lock()
-		for _, s := range slots {
-			delete(o.st.deciding, s)
-		}
-		o.mu.Unlock()
-		return
-	}
-	o.mu.Lock()
+	o.cacheLocked(decided)
 	o.st.record(slots)
 	o.broadcastLocked()
-	o.mu.Unlock()
 }
 
 func (o *Observer) broadcastLocked() {
@@ -229,30 +251,35 @@ func (o *Observer) broadcastLocked() {
 	o.changed = make(chan struct{})
 }
 
-// forget drops everything below min (the cluster's Min moved).
+// forget drops everything below min (the cluster's Min moved, or this
+// node compacted).
 func (o *Observer) forget(ctx context.Context, min Slot) {
 	o.mu.Lock()
 	forgot := o.forgetLocked(min)
+	inline := forgot && !o.running
 	o.mu.Unlock()
-	if forgot {
-		o.truncate(ctx, min)
+	if inline {
+		// No writer runs (before Start or after it returned): truncate here.
+		if err := o.recorded.TruncateBelow(ctx, uint64(min)); err != nil {
+			o.logger.Error("truncating recorded log failed", "err", err)
+		}
 	}
 }
 
+// forgetLocked moves min up, releases the cache below it, and asks the
+// writer to truncate the recorded log.
 func (o *Observer) forgetLocked(min Slot) bool {
 	if !o.st.forget(min) {
 		return false
 	}
+	o.evictLocked()
+	o.truncateTo = max(o.truncateTo, min)
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
 	o.broadcastLocked()
 	return true
-}
-
-// truncate releases the recorded log below min (outside o.mu: it is I/O).
-// The log ignores a truncation point below one it already has.
-func (o *Observer) truncate(ctx context.Context, min Slot) {
-	if err := o.recorded.TruncateBelow(ctx, uint64(min)); err != nil {
-		o.logger.Error("truncating recorded log failed", "err", err)
-	}
 }
 
 // hint tells the observer that slots below commit, and slot want if not
@@ -268,12 +295,16 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	o.mu.Lock()
 	min := o.st.min
 	rec := slot < o.st.watermark || o.st.recorded[slot]
+	c := o.cache[slot]
 	o.mu.Unlock()
 	if slot < min {
 		return Forgotten, Entry{}, nil
 	}
 	if !rec {
 		return Pending, Entry{}, nil
+	}
+	if c != nil {
+		return Decided, c.e, nil
 	}
 	v, err := o.recorded.Get(ctx, uint64(slot))
 	if errors.Is(err, log.ErrNotFound) {
@@ -308,25 +339,25 @@ func (o *Observer) learn(ctx context.Context, from Slot, limit int) ([]Chosen, e
 		}
 		if from < wm {
 			to := min2(wm, from+Slot(limit))
-			out := make([]Chosen, 0, int(to-from))
-			err := o.recorded.Range(ctx, uint64(from), uint64(to), func(r log.Record) error {
-				e, err := decodeEntry(Slot(r.Slot), r.Value)
-				if err != nil {
-					return err
-				}
-				if e.Slot != from+Slot(len(out)) {
-					return fmt.Errorf("%w: slot %d", ErrForgotten, from+Slot(len(out)))
-				}
-				out = append(out, Chosen{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
-				return nil
-			})
-			if err != nil {
-				return nil, err
+			o.mu.Lock()
+			out := o.cachedRunLocked(from, to)
+			o.mu.Unlock()
+			if len(out) > 0 {
+				return out, nil
 			}
-			if len(out) == 0 {
-				return nil, fmt.Errorf("%w: slot %d", ErrForgotten, from)
+			// Not cached, so written (the cache keeps every entry until
+			// it is): read the log, up to the first slot it lacks.
+			out, err := o.readRecorded(ctx, from, to)
+			if err != nil || len(out) > 0 {
+				return out, err
 			}
-			return out, nil
+			o.mu.Lock()
+			min = o.st.min
+			o.mu.Unlock()
+			if from < min {
+				continue // forgotten meanwhile: the check above reports it
+			}
+			return nil, fmt.Errorf("%w: slot %d is missing from the recorded log", ErrForgotten, from)
 		}
 		select {
 		case <-ch:
@@ -334,6 +365,28 @@ func (o *Observer) learn(ctx context.Context, from Slot, limit int) ([]Chosen, e
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// readRecorded reads consecutive recorded entries from slot from up to
+// (not including) to, stopping at the first slot the log lacks.
+func (o *Observer) readRecorded(ctx context.Context, from, to Slot) ([]Chosen, error) {
+	out := make([]Chosen, 0, int(to-from))
+	errGap := errors.New("gap")
+	err := o.recorded.Range(ctx, uint64(from), uint64(to), func(r log.Record) error {
+		e, err := decodeEntry(Slot(r.Slot), r.Value)
+		if err != nil {
+			return err
+		}
+		if e.Slot != from+Slot(len(out)) {
+			return errGap
+		}
+		out = append(out, Chosen{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+		return nil
+	})
+	if err != nil && !errors.Is(err, errGap) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // waitSlot blocks until slot is recorded (or forgotten) and returns it.

@@ -275,7 +275,22 @@ func (p *Proposer) handleProposal(pr *proposal) {
 // flush sends queued entries in batches while the window has room.
 func (p *Proposer) flush() {
 	for p.st.role == leader && p.inflight < p.cfg.MaxInflight && len(p.queue) > 0 {
-		k := min(len(p.queue), p.cfg.MaxBatch)
+		// Natural batching: while a batch is in flight, what queues behind
+		// it waits to go out as one batch when a reply frees the window.
+		// Only a full batch is sent at once into the pipeline.
+		k, size := 0, 0
+		for k < len(p.queue) && k < p.cfg.MaxBatch {
+			n := len(p.queue[k].Value)
+			if k > 0 && size+n > p.cfg.MaxBatchBytes {
+				break
+			}
+			size += n
+			k++
+		}
+		full := k == p.cfg.MaxBatch || k < len(p.queue)
+		if p.inflight > 0 && !full {
+			return
+		}
 		b := &batch{ballot: p.st.ballot, entries: p.queue[:k:k], remaining: k}
 		b.slots = make([]Slot, k)
 		for i, e := range b.entries {

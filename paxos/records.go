@@ -87,6 +87,11 @@ const (
 // records of one chunk are atomic; nothing here needs more (a request is
 // acknowledged only after all of its chunks are written).
 func writeChunked(ctx context.Context, l log.Log, recs []log.Record) error {
+	return chunked(ctx, l.Write, recs)
+}
+
+// chunked calls write for recs in as few calls as fit maxWriteBytes each.
+func chunked(ctx context.Context, write func(context.Context, ...log.Record) error, recs []log.Record) error {
 	start, size := 0, 0
 	for i, r := range recs {
 		n := 32
@@ -94,7 +99,7 @@ func writeChunked(ctx context.Context, l log.Log, recs []log.Record) error {
 			n += len(r.Value)
 		}
 		if size+n > maxWriteBytes && i > start {
-			if err := l.Write(ctx, recs[start:i]...); err != nil {
+			if err := write(ctx, recs[start:i]...); err != nil {
 				return err
 			}
 			start, size = i, 0
@@ -102,7 +107,7 @@ func writeChunked(ctx context.Context, l log.Log, recs []log.Record) error {
 		size += n
 	}
 	if start < len(recs) {
-		return l.Write(ctx, recs[start:]...)
+		return write(ctx, recs[start:]...)
 	}
 	return nil
 }

@@ -71,3 +71,11 @@ func (b *BadgerStore) Close(i int) {
 		}
 	}
 }
+
+// DB returns node i's open database (nil while it is closed), for tests
+// that open more prefixes in it or read its Stats.
+func (b *BadgerStore) DB(i int) *log.BadgerDB {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dbs[i]
+}

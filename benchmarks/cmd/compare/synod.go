@@ -71,7 +71,7 @@ func startSynod(ctx context.Context, store, dir string) (cluster, error) {
 	for i, nd := range c.nodes {
 		cfg := &paxos.Config{ID: members[i].ID}
 		if store == storeDurable {
-			db, err := log.OpenBadger(filepath.Join(dir, fmt.Sprint(i+1)), log.BadgerOptions{})
+			db, err := log.OpenBadger(filepath.Join(dir, fmt.Sprint(i+1)), log.BadgerOptions{MemTableSize: 64 << 20})
 			if err != nil {
 				return nil, err
 			}
