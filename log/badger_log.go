@@ -272,7 +272,7 @@ func (l *badgerLog) TruncateBelow(ctx context.Context, slot uint64) error {
 	if slot <= l.first.Load() {
 		return nil
 	}
-	dels, err := l.deletesBelow(slot)
+	dels, _, err := l.deletesBelow(l.clean, slot)
 	if err != nil {
 		return err
 	}
@@ -290,8 +290,9 @@ func (l *badgerLog) TruncateBelow(ctx context.Context, slot uint64) error {
 // many it deleted. The caller holds truncMu (or has the Log to itself).
 func (l *badgerLog) deleteBelow(ctx context.Context, slot uint64) (int, error) {
 	n := 0
+	from := l.clean
 	for {
-		dels, err := l.deletesBelow(slot)
+		dels, next, err := l.deletesBelow(from, slot)
 		if err != nil {
 			return n, err
 		}
@@ -305,23 +306,30 @@ func (l *badgerLog) deleteBelow(ctx context.Context, slot uint64) (int, error) {
 			return n, err
 		}
 		n += len(dels)
+		from = next
 	}
 }
 
-// deletesBelow returns deletes for the first records below slot, as many as
-// fit comfortably in one transaction.
-func (l *badgerLog) deletesBelow(slot uint64) ([]entry, error) {
+// deleteChunk bounds the deletes of one request, so that a truncation of
+// many records is spread over many group commits instead of stalling one.
+const deleteChunk = 512
+
+// deletesBelow returns deletes for the first records in [from, slot), as
+// many as fit comfortably in one transaction, and the slot to scan from
+// next.
+func (l *badgerLog) deletesBelow(from, slot uint64) ([]entry, uint64, error) {
 	keySize := l.db.entrySize(entry{key: recordKey(l.kp, 0)})
-	limit := min(4096, l.db.maxTxnCount/2, l.db.maxTxnSize/2/keySize)
+	limit := min(deleteChunk, l.db.maxTxnCount/2, l.db.maxTxnSize/2/keySize)
 	end := recordKey(l.kp, slot)
 	var dels []entry
+	next := from
 	err := l.db.bdb.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = l.kp
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Seek(recordKey(l.kp, l.clean)); it.Valid() && int64(len(dels)) < limit; it.Next() {
+		for it.Seek(recordKey(l.kp, from)); it.Valid() && int64(len(dels)) < limit; it.Next() {
 			// Byte order is slot order; a malformed key that sorts below
 			// end can only be garbage and goes too.
 			key := it.Item().KeyCopy(nil)
@@ -329,13 +337,16 @@ func (l *badgerLog) deletesBelow(slot uint64) ([]entry, error) {
 				return nil
 			}
 			dels = append(dels, entry{key: key, del: true})
+			if s, ok := parseRecordKey(l.kp, key); ok {
+				next = max(next, s+1)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("log: badger scan %q below %d: %w", l.prefix, slot, err)
+		return nil, 0, fmt.Errorf("log: badger scan %q below %d: %w", l.prefix, slot, err)
 	}
-	return dels, nil
+	return dels, next, nil
 }
 
 // First implements Log.First.
