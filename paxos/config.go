@@ -63,8 +63,11 @@ type Config struct {
 	// when it is answered; only full batches (MaxBatch values or
 	// MaxBatchBytes) are sent into the window before that. Default 8.
 	MaxInflight int
-	// MaxPending bounds the values queued at the leader behind the window;
-	// Propose blocks while the queue is full. Default 4096.
+	// MaxPending bounds the values queued at the leader behind the window,
+	// and separately the proposals handed to the node but not yet queued.
+	// When followers or disks fall behind, Propose blocks while both are
+	// full, until its context ends (it then returns the context's error,
+	// and the caller may retry). Default 4096.
 	MaxPending int
 	// MaxValueSize is the largest value Propose accepts. Default 16 MiB.
 	MaxValueSize int

@@ -31,3 +31,16 @@ func Sync(ctx context.Context, p *Paxos) error {
 	}
 	return p.observer.flush(ctx)
 }
+
+// QueueLen returns how many values wait in p's proposer for the window, as
+// its loop sees them (0 if the loop is not running).
+func QueueLen(ctx context.Context, p *Paxos) int {
+	n := make(chan int, 1)
+	p.proposer.post(ctx, func() { n <- len(p.proposer.queue) })
+	select {
+	case v := <-n:
+		return v
+	case <-ctx.Done():
+		return 0
+	}
+}

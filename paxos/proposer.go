@@ -154,14 +154,24 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	tick := p.clock.NewTicker(p.tickEvery())
 	defer tick.Stop()
 	for {
+		// Backpressure: while MaxPending values wait for the window, new
+		// proposals stay in p.props (and, once it is full, their callers
+		// block in Propose until their context ends).
+		props := p.props
+		if len(p.queue) >= p.cfg.MaxPending {
+			props = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case f := <-p.events:
 			f()
-		case pr := <-p.props:
+		case pr := <-props:
 			p.handleProposal(pr)
 			for range 256 {
+				if len(p.queue) >= p.cfg.MaxPending {
+					break
+				}
 				select {
 				case pr := <-p.props:
 					p.handleProposal(pr)
