@@ -522,7 +522,7 @@ func (p *Proposer) onTick(ctx context.Context) {
 		if !p.probing && now.Sub(last) >= p.timeout {
 			p.probing = true
 			p.timeout = p.randomTimeout()
-			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID))
+			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID), false)
 		}
 	}
 	p.retryExplicit(ctx)
@@ -552,8 +552,13 @@ func (p *Proposer) fillHoles(now time.Time) {
 }
 
 // probe asks the peers whether they hear a leader (pre-vote), and
-// campaigns only if a quorum does not.
-func (p *Proposer) probe(ctx context.Context, ballot Ballot) {
+// campaigns only if a quorum does not. With unreachable set (forwarding to
+// the leader has failed for an election timeout) it campaigns if a quorum
+// answers at all: its peers may hear a leader that cannot hear anyone (a
+// deaf leader), but a node cut off from the majority gets no quorum of
+// answers, so it never raises its ballot to depose, on healing, a leader
+// the majority is content with.
+func (p *Proposer) probe(ctx context.Context, ballot Ballot, unreachable bool) {
 	type res struct {
 		rep *ProbeReply
 		err error
@@ -570,13 +575,14 @@ func (p *Proposer) probe(ctx context.Context, ballot Ballot) {
 			results <- res{rep, err}
 		}()
 	}
-	noLeader, alive := 1, Ballot(0)
+	noLeader, answered, alive := 1, 1, Ballot(0)
 	var promised Ballot
 	for range len(p.members) - 1 {
 		r := <-results
 		if r.err != nil {
 			continue
 		}
+		answered++
 		promised = max(promised, r.rep.Promised)
 		if r.rep.LeaderAlive {
 			alive = max(alive, r.rep.Leader)
@@ -588,6 +594,11 @@ func (p *Proposer) probe(ctx context.Context, ballot Ballot) {
 		p.probing = false
 		p.st.see(promised)
 		if p.st.role != follower {
+			return
+		}
+		if unreachable && answered >= p.st.quorum {
+			p.logger.Info("campaigning: the leader cannot be reached, a quorum can", "leader", alive)
+			p.campaign()
 			return
 		}
 		if alive != 0 {
@@ -664,9 +675,8 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 
 // forwardFailed notes that the leader could not be reached. Only when
 // forwarding has failed without a success for a whole election timeout does
-// this node campaign itself (without a pre-vote: its peers may still hear a
-// leader that cannot hear anyone, as with a deaf leader). A failure long
-// after the previous one starts a new count.
+// this node probe with unreachable set (see probe), and campaign if a
+// quorum answers. A failure long after the previous one starts a new count.
 func (p *Proposer) forwardFailed(ctx context.Context) {
 	p.post(ctx, func() {
 		now := p.clock.Now()
@@ -674,9 +684,11 @@ func (p *Proposer) forwardFailed(ctx context.Context) {
 			p.failingFrom = now
 		}
 		p.lastFailure = now
-		if p.st.role == follower && now.Sub(p.failingFrom) >= p.cfg.ElectionTimeout {
+		if p.st.role == follower && !p.probing && now.Sub(p.failingFrom) >= p.cfg.ElectionTimeout {
 			p.failingFrom = time.Time{}
-			p.campaign()
+			p.probing = true
+			// Like kick's, the probe outlives the caller's context.
+			go p.probe(p.runCtx, MakeBallot(p.st.round+1, p.members[p.self].ID), true)
 		}
 	})
 }
@@ -692,7 +704,7 @@ func (p *Proposer) kick(ctx context.Context) {
 			p.probing = true
 			// The probe outlives the caller's context: it must always come
 			// back to clear p.probing, or this node never probes again.
-			go p.probe(p.runCtx, MakeBallot(p.st.round+1, p.members[p.self].ID))
+			go p.probe(p.runCtx, MakeBallot(p.st.round+1, p.members[p.self].ID), false)
 		}
 	})
 }
