@@ -22,13 +22,16 @@ func BenchmarkPropose(b *testing.B) {
 	for _, store := range []string{"memory", "badger"} {
 		for _, clients := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/clients=%d", store, clients), func(b *testing.B) {
-				benchPropose(b, store, clients)
+				benchPropose(b, store, clients, false)
 			})
 		}
 	}
+	// Through a follower: Propose there, then wait until that node's own
+	// Learn delivers the slot (what an application on it waits for).
+	b.Run("memory/follower/clients=1", func(b *testing.B) { benchPropose(b, "memory", 1, true) })
 }
 
-func benchPropose(b *testing.B, store string, clients int) {
+func benchPropose(b *testing.B, store string, clients int, viaFollower bool) {
 	opts := paxostest.Options{Seed: 1, Configure: func(i int, cfg *paxos.Config) {
 		cfg.ElectionTimeout = time.Second
 		cfg.HeartbeatInterval = 50 * time.Millisecond
@@ -41,6 +44,10 @@ func benchPropose(b *testing.B, store string, clients int) {
 	}
 	c := paxostest.NewCluster(b, 3, opts)
 	leader := c.P(c.Leader(10 * time.Second))
+	node := leader
+	if viaFollower {
+		node = c.P((c.Leader(10*time.Second) + 1) % 3)
+	}
 	ctx := context.Background()
 	value := make([]byte, 128)
 	if _, err := leader.Propose(ctx, value); err != nil {
@@ -68,9 +75,16 @@ func benchPropose(b *testing.B, store string, clients int) {
 			v := slices.Clone(value)
 			for next.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				if _, err := leader.Propose(ctx, v); err != nil {
+				slot, err := node.Propose(ctx, v)
+				if err != nil {
 					b.Error(err)
 					return
+				}
+				if viaFollower {
+					if _, err := node.Learn(ctx, slot, 1); err != nil {
+						b.Error(err)
+						return
+					}
 				}
 				lat[w] = append(lat[w], time.Since(t0))
 			}

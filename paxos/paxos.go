@@ -250,6 +250,13 @@ func (p *Paxos) forward(ctx context.Context, req *ProposeRequest) (*ProposeReply
 		if req.Wait {
 			p.observer.hint(0, &rep.Slot)
 		}
+		if rep.ChosenIn != 0 {
+			// Our value was chosen at rep.Slot in ballot rep.ChosenIn, and
+			// so was everything below rep.Commit: what our acceptor holds
+			// in that ballot there is chosen, so our observer need not wait
+			// for the leader's next message to deliver it.
+			p.acceptor.markChosen(rep.ChosenIn, rep.Commit, []Slot{rep.Slot})
+		}
 	}
 	p.observer.hint(rep.Commit, nil)
 	return rep, true

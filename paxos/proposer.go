@@ -81,6 +81,10 @@ type proposal struct {
 type proposeResult struct {
 	status ProposeStatus
 	slot   Slot
+	// ProposeOK from the leading loop: the ballot that chose the value and
+	// the commit point then (0 otherwise).
+	ballot Ballot
+	commit Slot
 }
 
 // batch is one Accept's worth of entries of one ballot.
@@ -424,7 +428,7 @@ func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err err
 	for _, slot := range chosen {
 		if w := p.waiters[slot]; w != nil {
 			delete(p.waiters, slot)
-			w.reply <- proposeResult{status: ProposeOK, slot: slot}
+			w.reply <- proposeResult{status: ProposeOK, slot: slot, ballot: b, commit: st.commit}
 		}
 	}
 	bt.remaining -= len(chosen)
@@ -750,14 +754,20 @@ func (p *Proposer) submit(ctx context.Context, pr *proposal) (proposeResult, err
 // handlePropose serves a proposal forwarded by another node.
 func (p *Proposer) handlePropose(ctx context.Context, req *ProposeRequest) *ProposeReply {
 	rep := &ProposeReply{Status: ProposeNotLeader, Leader: Ballot(p.leaderBallot.Load())}
+	wm, _, _ := p.node.observer.positions()
+	rep.Commit = wm
 	if p.leading.Load() {
 		r, err := p.submit(ctx, &proposal{value: req.Value, explicit: req.HasSlot, slot: req.Slot, wait: req.Wait})
 		if err == nil {
 			rep.Status, rep.Slot = r.status, r.slot
+			if r.status == ProposeOK && r.ballot != 0 {
+				// Chosen by this leadership, with everything below its
+				// commit point: the forwarder's acceptor can mark what it
+				// accepted in that ballot there as chosen at once.
+				rep.ChosenIn, rep.Commit = r.ballot, r.commit
+			}
 		}
 	}
-	wm, _, _ := p.node.observer.positions()
-	rep.Commit = wm
 	return rep
 }
 

@@ -363,7 +363,7 @@ func (m *ProposeRequest) UnmarshalBinary(data []byte) error {
 }
 
 // ProposeReply: Status byte (a known ProposeStatus), Slot uvarint, Leader
-// uvarint, Commit uvarint.
+// uvarint, Commit uvarint, ChosenIn uvarint.
 
 // String returns the status's name, such as "ProposeOK".
 func (s ProposeStatus) String() string {
@@ -387,7 +387,7 @@ func (m *ProposeReply) size() (int, error) {
 	if !m.Status.known() {
 		return 0, fmt.Errorf("%w: ProposeReply.Status is unknown %v", ErrMalformed, m.Status)
 	}
-	return headerLen + 1 + UvarintLen(uint64(m.Slot)) + UvarintLen(uint64(m.Leader)) + UvarintLen(uint64(m.Commit)), nil
+	return headerLen + 1 + UvarintLen(uint64(m.Slot)) + UvarintLen(uint64(m.Leader)) + UvarintLen(uint64(m.Commit)) + UvarintLen(uint64(m.ChosenIn)), nil
 }
 
 // AppendBinary appends the encoding of m to b. An unknown Status is
@@ -403,6 +403,7 @@ func (m *ProposeReply) AppendBinary(b []byte) ([]byte, error) {
 	b = AppendUvarint(b, uint64(m.Slot))
 	b = AppendUvarint(b, uint64(m.Leader))
 	b = AppendUvarint(b, uint64(m.Commit))
+	b = AppendUvarint(b, uint64(m.ChosenIn))
 	return b, nil
 }
 
@@ -426,6 +427,8 @@ func (m *ProposeReply) UnmarshalBinary(data []byte) error {
 	v.Leader = Ballot(d.Uvarint())
 	d.field = "Commit"
 	v.Commit = Slot(d.Uvarint())
+	d.field = "ChosenIn"
+	v.ChosenIn = Ballot(d.Uvarint())
 	if err := d.finish(TypeProposeReply); err != nil {
 		return err
 	}

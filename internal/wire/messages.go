@@ -111,6 +111,10 @@ type ProposeReply struct {
 	Slot   Slot
 	Leader Ballot // the ballot of the leader the replier knows (0: none)
 	Commit Slot
+	// ChosenIn, when not 0, is the ballot of the leadership that chose the
+	// value at Slot with every slot below Commit chosen too: what an
+	// acceptor accepted in that ballot below Commit is chosen.
+	ChosenIn Ballot
 }
 
 // Probe asks a peer whether it hears a live leader (pre-vote): a node that

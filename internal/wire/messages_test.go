@@ -98,7 +98,8 @@ func roundTripCases() []roundTripCase {
 
 		{"ProposeReply zero", &ProposeReply{}},
 		{"ProposeReply not leader", &ProposeReply{Status: ProposeNotLeader, Leader: b7, Commit: 10}},
-		{"ProposeReply max", &ProposeReply{Status: ProposeTaken, Slot: maxU, Leader: maxU, Commit: maxU}},
+		{"ProposeReply max", &ProposeReply{Status: ProposeTaken, Slot: maxU, Leader: maxU, Commit: maxU, ChosenIn: maxU}},
+		{"ProposeReply chosen", &ProposeReply{Status: ProposeOK, Slot: 4, Leader: b7, Commit: 5, ChosenIn: b7}},
 
 		{"Probe zero", &Probe{}},
 		{"Probe max", &Probe{Ballot: maxU}},
