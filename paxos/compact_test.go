@@ -62,3 +62,40 @@ func TestCompactWhilePeerDown(t *testing.T) {
 	}
 	c.WaitDecided(s, 3, wait)
 }
+
+// A peer's compaction does not make a node forget what it has recorded:
+// node 2, partitioned after recording slots 0-9, catches up from peers of
+// which one compacted below 10, and still delivers slots 0-19 in order.
+func TestPeerCompactionKeepsRecorded(t *testing.T) {
+	t.Parallel()
+	c := paxostest.NewCluster(t, 3, paxostest.Options{Seed: 32})
+	defer c.CheckAgreement()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	propose := func(n int) paxos.Slot {
+		var last paxos.Slot
+		for k := range n {
+			s, err := c.P(k%2).Propose(ctx, []byte{byte('a' + k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = max(last, s)
+		}
+		return last
+	}
+	c.WaitDecided(propose(10), 3, wait)
+	c.Net.Partition([]string{paxostest.Addr(0), paxostest.Addr(1)}, []string{paxostest.Addr(2)})
+	last := propose(10)
+	c.WaitDecided(last, 2, wait)
+	c.P(0).Compact(10)
+	c.Net.Heal()
+	c.WaitDecided(last, 3, wait)
+	var got []paxos.Chosen
+	for paxos.Slot(len(got)) <= last {
+		ch, err := c.P(2).Learn(ctx, paxos.Slot(len(got)), 100)
+		if err != nil {
+			t.Fatalf("Learn(%d) on node 2 after a peer compacted below 10: %v", len(got), err)
+		}
+		got = append(got, ch...)
+	}
+}

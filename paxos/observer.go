@@ -230,8 +230,12 @@ func (o *Observer) handle(ctx context.Context, m observed) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.waitQueueLocked(ctx)
-	if m.ev.Forgotten > o.st.min {
-		o.forgetLocked(m.ev.Forgotten)
+	// An acceptor that forgot slots (Min, or its node's Compact) cannot
+	// replay them. Forget them here too only if this node lacks some of
+	// them: a node that has recorded everything below keeps it until its
+	// own application is done with it.
+	if f := m.ev.Forgotten; f > o.st.min && (m.idx == o.self || o.st.watermark < f) {
+		o.forgetLocked(f)
 	}
 	decided := o.st.observe(m.idx, m.ev)
 	if len(decided) == 0 {
