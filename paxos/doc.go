@@ -12,16 +12,18 @@
 //     before the reply that depends on it leaves; concurrent requests share
 //     one log write (group commit).
 //   - Proposer: turns values into chosen slots. Leadership is a successful
-//     phase 1 covering every open slot; a leader then runs phase 2 only,
-//     batching queued values into one Accept and keeping a bounded window of
-//     Accepts in flight. Non-leaders forward proposals to the leader
+//     phase 1 covering every open slot; a leader then runs phase 2 only and
+//     batches naturally: while one Accept is in flight, the values that
+//     queue behind it go out together in the next (no timer); only full
+//     batches enter the bounded window of Accepts in flight early. Non-leaders forward proposals to the leader
 //     (ProposerClient). A follower that stops hearing the leader first asks
 //     its peers whether they still hear one (pre-vote), so a node that is
 //     merely deaf or cut off does not depose a leader the majority follows.
 //   - Observer: learns chosen values from its own acceptor (a leader's
-//     commit point rides on its next Accept or heartbeat) and, when it
-//     knows it is behind, from the other acceptors (ObserverClient); records
-//     them in the recorded log and delivers them in order through Learn.
+//     commit point rides on its next Accept or heartbeat, or on the reply to
+//     a forwarded proposal) and, when it knows it is behind, from the other
+//     acceptors (ObserverClient); delivers them in order through Learn, and
+//     records them in the recorded log in the background.
 //
 // The rules of each role live in plain structs with no goroutines, locks,
 // clocks or I/O (acceptorState, proposerState, observerState); the exported
@@ -51,6 +53,21 @@
 // leader fails while a value is in flight, Propose retries, so a value may
 // be chosen more than once: make values unique and deduplicate when
 // applying (kvstore does).
+//
+// # Durability
+//
+// A promise or an accepted entry is on the acceptor's log (fsynced, with
+// a durable log) before the reply that depends on it leaves the node, so a
+// chosen value is on a majority of disks before any Propose returns it.
+// The recorded log is different: it is this node's copy of values already
+// chosen, so the observer delivers a value as soon as it knows it chosen,
+// and writes it to the recorded log in batches without waiting (with
+// log.WriteLazy, so on a Badger log it shares the acceptor's next fsync
+// instead of paying its own). A crash can lose the unwritten tail; the
+// restarted node learns those slots again from the acceptors, which keep
+// every chosen value until Min (or a compaction) passes it. This departs
+// from the shared design, which records before delivering: that order put
+// a second, sequential fsync on every Propose.
 //
 // # Optional interfaces
 //

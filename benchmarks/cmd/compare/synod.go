@@ -23,13 +23,17 @@ const doneEvery = 10000
 // synodCluster is three paxos.Paxos nodes over transport/tcp on loopback.
 //
 // Settings: paxos.Config zero values (ElectionTimeout 500ms,
-// HeartbeatInterval 50ms, RPCTimeout 1s, MaxBatch 256, MaxInflight 8,
-// MaxPending 4096); tcp.Options zero values. Memory: log.NewMemory() for the
-// three logs with Volatile set. Durable: one log.OpenBadger(dir,
-// log.BadgerOptions{}) per node holding the "promise", "accepted" and
-// "recorded" logs; every Write is fsynced (Badger SyncWrites) before it
-// returns, and an acceptor answers only after its write returned, so a value
-// is chosen, and Propose returns, only once a majority has it on disk.
+// HeartbeatInterval 50ms, RPCTimeout 1s, MaxBatch 256, MaxBatchBytes 1 MiB,
+// MaxInflight 8, MaxPending 4096); tcp.Options zero values. Memory:
+// log.NewMemory() for the three logs with Volatile set. Durable: one
+// log.OpenBadger(dir, log.BadgerOptions{MemTableSize: 64 << 20}) per node
+// (the log package's advice for production: Badger's own default memtable
+// size, instead of the small test-friendly default) holding the "promise",
+// "accepted" and "recorded" logs; every acceptor Write is fsynced (Badger
+// SyncWrites) before it returns, and an acceptor answers only after its
+// write returned, so a value is chosen, and Propose returns, only once a
+// majority has it on disk. The recorded log is written lazily (see the
+// paxos package doc).
 type synodCluster struct {
 	nodes  []*synodNode
 	leader *synodNode
