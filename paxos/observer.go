@@ -40,7 +40,7 @@ type Observer struct {
 
 	// The recorder (observer_record.go), guarded by mu.
 	running     bool // the writer goroutine runs (between run's start and end)
-	cache       map[Slot]*cachedEntry
+	cache       map[Slot]cachedEntry
 	cacheLow    Slot // no entry below it is cached
 	cacheBytes  int
 	queue       []Entry // decided, waiting for the writer
@@ -67,7 +67,7 @@ func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clo
 		changed:  make(chan struct{}),
 		st:       newObserverState(1),
 		wake:     make(chan struct{}, 1),
-		cache:    make(map[Slot]*cachedEntry),
+		cache:    make(map[Slot]cachedEntry),
 		wroteCh:  make(chan struct{}),
 	}
 	first, err := recorded.First(ctx)
@@ -299,7 +299,7 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	o.mu.Lock()
 	min := o.st.min
 	rec := slot < o.st.watermark || o.st.recorded[slot]
-	c := o.cache[slot]
+	c, cached := o.cache[slot]
 	o.mu.Unlock()
 	if slot < min {
 		return Forgotten, Entry{}, nil
@@ -307,7 +307,7 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	if !rec {
 		return Pending, Entry{}, nil
 	}
-	if c != nil {
+	if cached {
 		return Decided, c.e, nil
 	}
 	v, err := o.recorded.Get(ctx, uint64(slot))

@@ -44,7 +44,7 @@ func entrySize(e Entry) int { return len(e.Value) + entryOverhead }
 // written ones up to recordCacheBytes. Callers hold o.mu.
 func (o *Observer) cacheLocked(entries []Entry) {
 	for _, e := range entries {
-		o.cache[e.Slot] = &cachedEntry{e: e}
+		o.cache[e.Slot] = cachedEntry{e: e}
 		n := entrySize(e)
 		o.cacheBytes += n
 		o.queuedBytes += n
@@ -61,7 +61,7 @@ func (o *Observer) cacheLocked(entries []Entry) {
 // while the cache is over its bound, and every entry below min.
 func (o *Observer) evictLocked() {
 	for o.cacheLow < o.st.min {
-		if c := o.cache[o.cacheLow]; c != nil {
+		if c, ok := o.cache[o.cacheLow]; ok {
 			delete(o.cache, o.cacheLow)
 			o.cacheBytes -= entrySize(c.e)
 			if !c.written {
@@ -71,8 +71,7 @@ func (o *Observer) evictLocked() {
 		o.cacheLow++
 	}
 	for o.cacheBytes-o.queuedBytes > recordCacheBytes && o.cacheLow < o.st.watermark {
-		c := o.cache[o.cacheLow]
-		if c != nil {
+		if c, ok := o.cache[o.cacheLow]; ok {
 			if !c.written {
 				return
 			}
@@ -88,8 +87,8 @@ func (o *Observer) evictLocked() {
 func (o *Observer) cachedRunLocked(from, to Slot) []Chosen {
 	var out []Chosen
 	for s := from; s < to; s++ {
-		c := o.cache[s]
-		if c == nil {
+		c, ok := o.cache[s]
+		if !ok {
 			break
 		}
 		if out == nil {
@@ -179,8 +178,9 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 
 	o.mu.Lock()
 	for _, e := range batch {
-		if c := o.cache[e.Slot]; c != nil && !c.written && c.e.Slot == e.Slot {
+		if c, ok := o.cache[e.Slot]; ok && !c.written {
 			c.written = true
+			o.cache[e.Slot] = c
 			o.queuedBytes -= entrySize(e)
 		}
 	}

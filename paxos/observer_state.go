@@ -62,13 +62,20 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 		s.commitHint = ev.Commit
 		s.maxKnown = max(s.maxKnown, ev.Commit)
 	}
-	var decided []Entry
+	decided := make([]Entry, 0, len(ev.Entries))
 	for _, e := range ev.Entries {
 		s.maxKnown = max(s.maxKnown, e.Slot+1)
 		if e.Slot < s.min || s.known(e.Slot) {
 			continue
 		}
 		sv := s.pending[e.Slot]
+		if sv == nil && e.Chosen && (e.NoOp || len(e.Value) > 0) {
+			// The common case, a slot marked chosen with its value: no
+			// votes to count.
+			s.deciding[e.Slot] = true
+			decided = append(decided, Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+			continue
+		}
 		if sv == nil {
 			sv = &slotVotes{byBallot: make(map[Ballot]*ballotVotes, 1)}
 			s.pending[e.Slot] = sv
@@ -106,14 +113,19 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 // record marks slots as written to the recorded log and advances the
 // watermark. It reports whether the watermark moved.
 func (s *observerState) record(slots []Slot) bool {
+	old := s.watermark
 	for _, slot := range slots {
 		delete(s.deciding, slot)
-		delete(s.wanted, slot)
-		if slot >= s.watermark {
+		if len(s.wanted) > 0 {
+			delete(s.wanted, slot)
+		}
+		switch {
+		case slot == s.watermark:
+			s.watermark++ // in order: no need for the map
+		case slot > s.watermark:
 			s.recorded[slot] = true
 		}
 	}
-	old := s.watermark
 	for s.recorded[s.watermark] {
 		delete(s.recorded, s.watermark)
 		s.watermark++
