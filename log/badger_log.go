@@ -302,7 +302,10 @@ func (l *badgerLog) deleteBelow(ctx context.Context, slot uint64) (int, error) {
 			l.clean = max(l.clean, slot)
 			return n, nil
 		}
-		if err := l.db.submit(ctx, &commitReq{entries: dels, internal: true}); err != nil {
+		// Lazy: these deletes need no fsync round of their own (the
+		// truncation point is durable already; what a crash leaves below
+		// it is deleted at open).
+		if err := l.db.submit(ctx, &commitReq{entries: dels, internal: true, lazy: true}); err != nil {
 			return n, err
 		}
 		n += len(dels)

@@ -42,6 +42,12 @@ type Acceptor struct {
 	// hold an older value on disk while its new one waits for fsync).
 	durablePrefix atomic.Uint64
 
+	// The accepted log is truncated in the background (truncator): a
+	// truncation deletes many records, and must not hold up the writes
+	// that replies wait for. truncateTo is the point it should reach.
+	truncateTo atomic.Uint64
+	truncKick  chan struct{} // capacity 1
+
 	subsMu     sync.Mutex
 	subs       map[*observeSub]struct{}
 	subsClosed bool // the acceptor stopped; no new subscriptions
@@ -94,6 +100,7 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 		hooks:       hooks,
 		st:          newAcceptorState(),
 		subs:        make(map[*observeSub]struct{}),
+		truncKick:   make(chan struct{}, 1),
 	}
 	var promised Ballot
 	var done Slot
@@ -143,6 +150,16 @@ func (a *Acceptor) run(ctx context.Context) {
 	a.durablePrefix.Store(uint64(a.st.chosenPrefix))
 	jobs, stopping := a.jobs, a.stopping
 	a.mu.Unlock()
+	truncCtx, stopTruncator := context.WithCancel(ctx)
+	truncatorDone := make(chan struct{})
+	go func() {
+		defer close(truncatorDone)
+		a.truncator(truncCtx)
+	}()
+	defer func() {
+		stopTruncator()
+		<-truncatorDone
+	}()
 	defer func() {
 		// Unblock senders waiting on a full queue while holding a.mu
 		// before taking a.mu ourselves.
@@ -266,11 +283,46 @@ func (a *Acceptor) persist(ctx context.Context, batch []*writeJob) error {
 		}
 	}
 	if truncate != 0 {
-		if err := a.acceptedLog.TruncateBelow(ctx, uint64(truncate)); err != nil {
-			return err
+		// Not waited for: a crash before the truncation is durable only
+		// brings the node back with more entries than it needed (the
+		// truncation point it reports in promises is the one in memory).
+		for cur := a.truncateTo.Load(); uint64(truncate) > cur; cur = a.truncateTo.Load() {
+			if a.truncateTo.CompareAndSwap(cur, uint64(truncate)) {
+				select {
+				case a.truncKick <- struct{}{}:
+				default:
+				}
+				break
+			}
 		}
 	}
 	return nil
+}
+
+// truncator truncates the accepted log to truncateTo whenever it moves,
+// until ctx ends. A failure is logged and retried at the next move: it
+// costs disk space, never safety (writes below the truncation point are
+// ignored by the log either way).
+func (a *Acceptor) truncator(ctx context.Context) {
+	var done uint64
+	for {
+		select {
+		case <-a.truncKick:
+		case <-ctx.Done():
+			return
+		}
+		target := a.truncateTo.Load()
+		if target <= done {
+			continue
+		}
+		if err := a.acceptedLog.TruncateBelow(ctx, target); err != nil {
+			if ctx.Err() == nil {
+				a.logger.Error("truncating the accepted log failed", "below", target, "err", err)
+			}
+			continue
+		}
+		done = target
+	}
 }
 
 // enqueue queues a job; the caller holds a.mu and has checked usable. It
