@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -85,6 +86,8 @@ type BadgerDB struct {
 	gcDone   chan struct{}
 
 	writes, syncs, gcRuns atomic.Uint64
+	syncHist              [SyncBuckets + 1]atomic.Uint64
+	syncNanos             atomic.Int64
 
 	mu sync.Mutex
 	// Invariant: once closed is true, inflight is never incremented again.
@@ -159,9 +162,13 @@ func (db *BadgerDB) Durable() bool { return !db.opts.UnsafeNoSync }
 // Write and TruncateBelow calls of all its Logs that reached Badger, Syncs
 // the fsync rounds (one per group commit; 0 with UnsafeNoSync), GCRuns the
 // garbage collections that completed, automatic ones and CollectGarbage
-// calls alike.
+// calls alike, and SyncLatency and SyncTime how long the fsync rounds took.
 func (db *BadgerDB) Stats() Stats {
-	return Stats{Writes: db.writes.Load(), Syncs: db.syncs.Load(), GCRuns: db.gcRuns.Load()}
+	st := Stats{Writes: db.writes.Load(), Syncs: db.syncs.Load(), GCRuns: db.gcRuns.Load(), SyncTime: time.Duration(db.syncNanos.Load())}
+	for i := range st.SyncLatency {
+		st.SyncLatency[i] = db.syncHist[i].Load()
+	}
+	return st
 }
 
 // acquire registers an operation that must finish before Close tears the

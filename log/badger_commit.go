@@ -274,13 +274,17 @@ func (b *txnBatch) commit() {
 	if b.txn == nil {
 		return
 	}
+	start := time.Now()
 	err := b.txn.Commit()
 	if err != nil {
 		b.fail(fmt.Errorf("log: badger commit in %q: %w", b.db.dir, err))
 		return
 	}
 	if !b.db.opts.UnsafeNoSync {
+		d := time.Since(start)
 		b.db.syncs.Add(1)
+		b.db.syncHist[syncBucketOf(d)].Add(1)
+		b.db.syncNanos.Add(int64(d))
 	}
 	// The new truncation points are durable: publish them to readers.
 	for l, first := range b.truncated {

@@ -467,3 +467,32 @@ func TestWriteLazyFallback(t *testing.T) {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
 }
+
+// Every fsync round is timed into exactly one SyncLatency bucket.
+func TestBadgerSyncLatency(t *testing.T) {
+	db := openDB(t, t.TempDir(), log.BadgerOptions{})
+	l := openLog(t, db, "accepted")
+	ctx := context.Background()
+	before := db.Stats()
+	for s := range uint64(20) {
+		if err := l.Write(ctx, log.Record{Slot: s, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := db.Stats()
+	var counted uint64
+	for i := range st.SyncLatency {
+		counted += st.SyncLatency[i] - before.SyncLatency[i]
+	}
+	if syncs := st.Syncs - before.Syncs; counted != syncs || syncs < 20 {
+		t.Fatalf("%d fsync rounds, %d in the latency buckets; want the same, at least 20", syncs, counted)
+	}
+	if st.SyncTime <= before.SyncTime {
+		t.Fatalf("SyncTime did not grow: %v -> %v", before.SyncTime, st.SyncTime)
+	}
+	for i := 1; i < log.SyncBuckets; i++ {
+		if log.SyncBucket(i) <= log.SyncBucket(i-1) {
+			t.Fatalf("SyncBucket(%d) = %v is not above SyncBucket(%d) = %v", i, log.SyncBucket(i), i-1, log.SyncBucket(i-1))
+		}
+	}
+}

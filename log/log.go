@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound is returned by Get and Last when the requested record does not
@@ -135,6 +136,36 @@ type Stats struct {
 	// called by its owner or every BadgerOptions.GCInterval by the
 	// database itself). 0 for backends that free space at once.
 	GCRuns uint64
+	// SyncLatency counts the fsync rounds by how long each took (the write
+	// and the fsync of one group commit): SyncLatency[i] counts those that
+	// took at most SyncBucket(i), the last those that took longer.
+	// SyncTime is their total duration. Zero for backends that do not sync.
+	SyncLatency [SyncBuckets + 1]uint64
+	SyncTime    time.Duration
+}
+
+// SyncBuckets is the number of bounded buckets of Stats.SyncLatency.
+const SyncBuckets = 12
+
+// SyncBucket returns the upper bound of bucket i of Stats.SyncLatency, for
+// 0 <= i < SyncBuckets: 100µs, 250µs, 500µs, 1ms, 2.5ms, … 500ms.
+func SyncBucket(i int) time.Duration {
+	base := [3]time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond}
+	d := base[i%3]
+	for range i / 3 {
+		d *= 10
+	}
+	return d
+}
+
+// syncBucketOf returns the bucket of Stats.SyncLatency that d falls in.
+func syncBucketOf(d time.Duration) int {
+	for i := range SyncBuckets {
+		if d <= SyncBucket(i) {
+			return i
+		}
+	}
+	return SyncBuckets
 }
 
 // StatsReporter is an optional capability of a Log: it reports counters of

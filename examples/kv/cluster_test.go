@@ -235,7 +235,7 @@ func TestLocalCluster(t *testing.T) {
 	metrics.ReadFrom(resp.Body)
 	resp.Body.Close()
 	checkExposition(t, metrics.String())
-	for _, name := range []string{"synod_paxos_chosen_total", "synod_kv_apply_lag_slots", "synod_storage_syncs_total", "synod_peer_up{peer=\"1\""} {
+	for _, name := range []string{"synod_paxos_chosen_total", "synod_kv_apply_lag_slots", "synod_storage_syncs_total", "synod_storage_sync_duration_seconds_bucket{le=\"+Inf\"}", "synod_peer_up{peer=\"1\""} {
 		if !strings.Contains(metrics.String(), name) {
 			t.Errorf("metrics lack %s", name)
 		}

@@ -151,15 +151,21 @@ func (p *promWriter) family(name, help, typ string, ss []sample) {
 }
 
 func (p *promWriter) histogramSamples(name string, labels []string, h *histogram) {
+	p.bucketSamples(name, labels, latencyBuckets[:], h.counts[:], h.sum)
+}
+
+// bucketSamples writes one histogram: counts[i] observations at most
+// bounds[i], the last count those above every bound, and their sum.
+func (p *promWriter) bucketSamples(name string, labels []string, bounds []float64, counts []uint64, sum float64) {
 	var cum uint64
-	for i, le := range latencyBuckets {
-		cum += h.counts[i]
+	for i, le := range bounds {
+		cum += counts[i]
 		p.line(name+"_bucket", append(slices.Clip(labels), "le", strconv.FormatFloat(le, 'g', -1, 64)), float64(cum))
 	}
-	cum += h.counts[len(latencyBuckets)]
+	cum += counts[len(bounds)]
 	p.line(name+"_bucket", append(slices.Clip(labels), "le", "+Inf"), float64(cum))
-	p.line(name+"_sum", labels, h.sum)
-	p.line(name+"_count", labels, float64(h.count))
+	p.line(name+"_sum", labels, sum)
+	p.line(name+"_count", labels, float64(cum))
 }
 
 func (p *promWriter) line(name string, labels []string, v float64) {

@@ -370,6 +370,12 @@ func (n *node) writeMetrics(p *promWriter) {
 	p.counter("synod_storage_writes_total", "Log writes and truncations that reached Badger.", float64(ds.Writes))
 	p.counter("synod_storage_syncs_total", "fsync rounds (group commits) of the node's database.", float64(ds.Syncs))
 	p.counter("synod_storage_gc_runs_total", "Value-log garbage collections completed.", float64(ds.GCRuns))
+	bounds := make([]float64, log.SyncBuckets)
+	for i := range bounds {
+		bounds[i] = log.SyncBucket(i).Seconds()
+	}
+	p.header("synod_storage_sync_duration_seconds", "Duration of the database's fsync rounds (the write and fsync of one group commit).", "histogram")
+	p.bucketSamples("synod_storage_sync_duration_seconds", nil, bounds, ds.SyncLatency[:], ds.SyncTime.Seconds())
 	if lsm, vlog, err := n.db.DiskSize(); err == nil {
 		p.gaugeVec("synod_storage_bytes", "Apparent size of the database files.", []sample{
 			{labels: []string{"kind", "lsm"}, value: float64(lsm)},
