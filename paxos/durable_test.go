@@ -91,3 +91,28 @@ func TestNewRefusesVolatileLogs(t *testing.T) {
 }
 
 var _ = paxostest.Addr
+
+// A node stopped cleanly (Stop, not Crash) and started again on its Badger
+// database keeps its state and rejoins.
+func TestStopStartBadger(t *testing.T) {
+	t.Parallel()
+	c := badgerCluster(t, 3, 23)
+	defer c.CheckAgreement()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, err := c.P(0).Propose(ctx, []byte("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitDecided(s, 3, wait)
+	c.Stop(1)
+	c.Start(1)
+	if f, v := c.P(1).Status(s); f != paxos.Decided || string(v) != "before" {
+		t.Fatalf("slot %d after Stop and Start: %v %q", s, f, v)
+	}
+	s2, err := c.P(1).Propose(ctx, []byte("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitDecided(s2, 3, wait)
+}

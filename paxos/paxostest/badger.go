@@ -16,14 +16,15 @@ type BadgerStore struct {
 	t    testing.TB
 	dirs []string
 
-	mu  sync.Mutex
-	dbs []*log.BadgerDB
+	mu   sync.Mutex
+	dbs  []*log.BadgerDB
+	logs [][]log.Log // node i's three logs while its database is open
 }
 
 // NewBadgerStore returns a store for n nodes. Open databases are closed at
 // the end of the test.
 func NewBadgerStore(t testing.TB, n int) *BadgerStore {
-	b := &BadgerStore{t: t, dbs: make([]*log.BadgerDB, n)}
+	b := &BadgerStore{t: t, dbs: make([]*log.BadgerDB, n), logs: make([][]log.Log, n)}
 	root := t.TempDir()
 	for i := range n {
 		b.dirs = append(b.dirs, filepath.Join(root, fmt.Sprintf("node-%d", i)))
@@ -37,10 +38,14 @@ func NewBadgerStore(t testing.TB, n int) *BadgerStore {
 }
 
 // Logs opens node i's database (if it is not open) and returns its three
-// logs.
+// logs. While the database stays open (a Stop, not a Crash, in between), it
+// returns the same logs again.
 func (b *BadgerStore) Logs(i int) (promise, accepted, recorded log.Log) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if l := b.logs[i]; l != nil {
+		return l[0], l[1], l[2]
+	}
 	if b.dbs[i] == nil {
 		db, err := log.OpenBadger(b.dirs[i], log.BadgerOptions{Identity: fmt.Sprintf("paxostest/node-%d", i)})
 		if err != nil {
@@ -56,14 +61,15 @@ func (b *BadgerStore) Logs(i int) (promise, accepted, recorded log.Log) {
 		}
 		return l
 	}
-	return open("promise"), open("accepted"), open("recorded")
+	b.logs[i] = []log.Log{open("promise"), open("accepted"), open("recorded")}
+	return b.logs[i][0], b.logs[i][1], b.logs[i][2]
 }
 
 // Close closes node i's database, wherever its node is.
 func (b *BadgerStore) Close(i int) {
 	b.mu.Lock()
 	db := b.dbs[i]
-	b.dbs[i] = nil
+	b.dbs[i], b.logs[i] = nil, nil
 	b.mu.Unlock()
 	if db != nil {
 		if err := db.Close(); err != nil {
