@@ -40,7 +40,7 @@ type Observer struct {
 
 	// The recorder (observer_record.go), guarded by mu.
 	running     bool // the writer goroutine runs (between run's start and end)
-	cache       map[Slot]cachedEntry
+	cache       slotCache
 	cacheLow    Slot // no entry below it is cached
 	cacheBytes  int
 	queue       []Entry // decided, waiting for the writer
@@ -67,7 +67,6 @@ func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clo
 		changed:  make(chan struct{}),
 		st:       newObserverState(1),
 		wake:     make(chan struct{}, 1),
-		cache:    make(map[Slot]cachedEntry),
 		wroteCh:  make(chan struct{}),
 	}
 	first, err := recorded.First(ctx)
@@ -237,7 +236,31 @@ func (o *Observer) handle(ctx context.Context, m observed) {
 	if f := m.ev.Forgotten; f > o.st.min && (m.idx == o.self || o.st.watermark < f) {
 		o.forgetLocked(f)
 	}
-	decided := o.st.observe(m.idx, m.ev)
+	o.decideLocked(m.idx, m.ev)
+}
+
+// decideLocal takes entries that this node, leading, saw chosen (each
+// marked Chosen, with its value and the ballot that chose it), so that the
+// leader's node delivers them at once instead of after a round trip through
+// its acceptor's observe stream (which reports the same slots again; they
+// are then known and skipped). It never blocks: when the recorder is behind
+// it leaves the entries to the stream, whose path applies the backpressure.
+func (o *Observer) decideLocal(entries []Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.queuedBytes > recordQueueBytes {
+		return
+	}
+	o.decideLocked(o.self, &ObserveEvent{Entries: entries})
+}
+
+// decideLocked runs one event through the vote counting and queues what it
+// decides for delivery and recording. Callers hold o.mu.
+func (o *Observer) decideLocked(idx int, ev *ObserveEvent) {
+	decided := o.st.observe(idx, ev)
 	if len(decided) == 0 {
 		return
 	}
@@ -299,7 +322,7 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	o.mu.Lock()
 	min := o.st.min
 	rec := slot < o.st.watermark || o.st.recorded[slot]
-	c, cached := o.cache[slot]
+	c, cached := o.cache.get(slot)
 	o.mu.Unlock()
 	if slot < min {
 		return Forgotten, Entry{}, nil

@@ -437,7 +437,28 @@ func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err err
 		p.inflight--
 	}
 	p.node.acceptor.markChosen(b, st.commit, st.chosenList(1024))
+	p.node.observer.decideLocal(chosenEntries(bt.entries, chosen))
 	p.flush()
+}
+
+// chosenEntries returns copies, marked chosen, of the entries of a batch
+// at the slots in chosen (a subsequence of the batch's slots, in the same
+// order). The batch's own entries are not touched: senders may still be
+// encoding them.
+func chosenEntries(entries []Entry, chosen []Slot) []Entry {
+	out := make([]Entry, 0, len(chosen))
+	j := 0
+	for _, e := range entries {
+		if j == len(chosen) {
+			break
+		}
+		if e.Slot == chosen[j] {
+			e.Chosen = true
+			out = append(out, e)
+			j++
+		}
+	}
+	return out
 }
 
 func (p *Proposer) noteDone(i int, d Slot) {
