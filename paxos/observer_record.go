@@ -44,7 +44,7 @@ func entrySize(e Entry) int { return len(e.Value) + entryOverhead }
 // written ones up to recordCacheBytes. Callers hold o.mu.
 func (o *Observer) cacheLocked(entries []Entry) {
 	for _, e := range entries {
-		o.cache[e.Slot] = cachedEntry{e: e}
+		o.cache.put(e.Slot, cachedEntry{e: e})
 		n := entrySize(e)
 		o.cacheBytes += n
 		o.queuedBytes += n
@@ -61,8 +61,8 @@ func (o *Observer) cacheLocked(entries []Entry) {
 // while the cache is over its bound, and every entry below min.
 func (o *Observer) evictLocked() {
 	for o.cacheLow < o.st.min {
-		if c, ok := o.cache[o.cacheLow]; ok {
-			delete(o.cache, o.cacheLow)
+		if c, ok := o.cache.get(o.cacheLow); ok {
+			o.cache.del(o.cacheLow)
 			o.cacheBytes -= entrySize(c.e)
 			if !c.written {
 				o.queuedBytes -= entrySize(c.e) // forgotten before it was written
@@ -71,11 +71,11 @@ func (o *Observer) evictLocked() {
 		o.cacheLow++
 	}
 	for o.cacheBytes-o.queuedBytes > recordCacheBytes && o.cacheLow < o.st.watermark {
-		if c, ok := o.cache[o.cacheLow]; ok {
+		if c, ok := o.cache.get(o.cacheLow); ok {
 			if !c.written {
 				return
 			}
-			delete(o.cache, o.cacheLow)
+			o.cache.del(o.cacheLow)
 			o.cacheBytes -= entrySize(c.e)
 		}
 		o.cacheLow++
@@ -87,7 +87,7 @@ func (o *Observer) evictLocked() {
 func (o *Observer) cachedRunLocked(from, to Slot) []Chosen {
 	var out []Chosen
 	for s := from; s < to; s++ {
-		c, ok := o.cache[s]
+		c, ok := o.cache.get(s)
 		if !ok {
 			break
 		}
@@ -178,9 +178,9 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 
 	o.mu.Lock()
 	for _, e := range batch {
-		if c, ok := o.cache[e.Slot]; ok && !c.written {
+		if c, ok := o.cache.get(e.Slot); ok && !c.written {
 			c.written = true
-			o.cache[e.Slot] = c
+			o.cache.put(e.Slot, c)
 			o.queuedBytes -= entrySize(e)
 		}
 	}
