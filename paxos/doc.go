@@ -23,7 +23,10 @@
 //     commit point rides on its next Accept or heartbeat, or on the reply to
 //     a forwarded proposal) and, when it knows it is behind, from the other
 //     acceptors (ObserverClient); delivers them in order through Learn, and
-//     records them in the recorded log in the background.
+//     records them in the recorded log in the background. On the leader,
+//     the proposer hands what it sees chosen straight to its own observer,
+//     so the leader's application gets a value as soon as a quorum has
+//     accepted it, without a trip through the acceptor's stream.
 //
 // The rules of each role live in plain structs with no goroutines, locks,
 // clocks or I/O (acceptorState, proposerState, observerState); the exported
