@@ -10,10 +10,15 @@ type Metrics struct {
 	Proposed  uint64 // values given a slot while leading (including re-proposals)
 	Batches   uint64 // Accepts carrying entries, counted once per batch
 	Chosen    uint64 // slots this node saw chosen while leading
+	// Deferred counts Accepts not handed to a follower at once because
+	// its send queue was full (the leader is outrunning it). Each is
+	// retried while its batch is not yet chosen; once it is, the follower
+	// learns those slots by catching up from its peers.
+	Deferred uint64
 }
 
 type metrics struct {
-	campaigns, elected, proposed, batches, chosen atomic.Uint64
+	campaigns, elected, proposed, batches, chosen, deferred atomic.Uint64
 }
 
 // Metrics returns a snapshot of the node's counters.
@@ -25,5 +30,6 @@ func (p *Paxos) Metrics() Metrics {
 		Proposed:  m.proposed.Load(),
 		Batches:   m.batches.Load(),
 		Chosen:    m.chosen.Load(),
+		Deferred:  m.deferred.Load(),
 	}
 }

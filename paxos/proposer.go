@@ -344,6 +344,7 @@ func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 	select {
 	case p.sendq[i] <- job:
 	default:
+		p.metrics.deferred.Add(1)
 		p.retryLater(i, b) // the peer is slow; try again later
 	}
 }

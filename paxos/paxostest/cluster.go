@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -264,7 +265,7 @@ func (c *Cluster) WaitDecided(slot paxos.Slot, n int, timeout time.Duration) []b
 			break
 		}
 		if time.Now().After(deadline) {
-			c.T.Fatalf("slot %d: only %d of %d nodes decided within %v (seed %d)", slot, c.NDecided(slot), n, timeout, c.opts.Seed)
+			c.T.Fatalf("slot %d: only %d of %d nodes decided within %v (seed %d); %s", slot, c.NDecided(slot), n, timeout, c.opts.Seed, c.describe(slot))
 		}
 		// Polling a condition with a deadline: nothing to subscribe to
 		// across n independent nodes.
@@ -278,6 +279,22 @@ func (c *Cluster) WaitDecided(slot paxos.Slot, n int, timeout time.Duration) []b
 		}
 	}
 	return nil
+}
+
+// describe tells, per node, what it knows of slot: for a failure message.
+func (c *Cluster) describe(slot paxos.Slot) string {
+	var b strings.Builder
+	for i := range c.Nodes {
+		p := c.P(i)
+		if p == nil {
+			fmt.Fprintf(&b, "node %d down; ", i)
+			continue
+		}
+		f, _ := p.Status(slot)
+		leader, _ := p.Leader()
+		fmt.Fprintf(&b, "node %d: %v, max %d, min %d, leader %d, leading %v; ", i, f, p.Max(), p.Min(), leader, p.IsLeader())
+	}
+	return b.String()
 }
 
 // WaitFor polls cond until it holds, failing after timeout.
