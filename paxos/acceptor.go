@@ -37,9 +37,11 @@ type Acceptor struct {
 	failed atomic.Bool
 
 	// durablePrefix is st.chosenPrefix as of the last persisted job: every
-	// slot below it has its chosen entry on disk. Observe replays trust
-	// the log's entries as chosen only below it (a slot above may still
-	// hold an older value on disk while its new one waits for fsync).
+	// slot below it that the log holds (all but st.holes, from forgotten)
+	// has its chosen entry on disk. Observe replays trust the log's entries
+	// as chosen only below it (a slot above may still hold an older value
+	// on disk while its new one waits for fsync), and the observer records
+	// such slots as references to the log instead of copies (see held).
 	durablePrefix atomic.Uint64
 
 	// The accepted log is truncated in the background (truncator): a
@@ -77,6 +79,7 @@ type acceptorHooks struct {
 	contact func(b Ballot)    // a leader or candidate with ballot b reached us
 	forget  func(min Slot)    // the cluster Min moved up to min
 	commit  func(commit Slot) // the highest commit heard moved up
+	durable func()            // durablePrefix moved up, or the acceptor failed
 }
 
 type writeJob struct {
@@ -217,6 +220,7 @@ func (a *Acceptor) run(ctx context.Context) {
 			a.logger.Error("acceptor write failed; the acceptor stops answering", "err", err)
 			err = fmt.Errorf("%w: %w", errAcceptorFailed, err)
 			a.failed.Store(true)
+			a.notifyDurable()
 		} else {
 			var prefix Slot
 			for _, j := range batch {
@@ -227,6 +231,7 @@ func (a *Acceptor) run(ctx context.Context) {
 			}
 			if uint64(prefix) > a.durablePrefix.Load() {
 				a.durablePrefix.Store(uint64(prefix))
+				a.notifyDurable()
 			}
 		}
 		for _, j := range batch {
@@ -551,6 +556,53 @@ func (a *Acceptor) eventLocked(stored, marked []Entry, oldCommit, oldForgotten S
 		ev.Entries = append(ev.Entries, marked...)
 	}
 	return ev
+}
+
+func (a *Acceptor) notifyDurable() {
+	if a.hooks.durable != nil {
+		a.hooks.durable()
+	}
+}
+
+// heldView is what an acceptor's log holds of the chosen values, as its
+// node's observer needs to know it to record a slot as a reference into
+// the accepted log rather than a second copy of the value.
+type heldView struct {
+	forgotten Slot // the log holds nothing below it
+	// durable: every slot in [forgotten, durable) outside holes has its
+	// chosen entry on disk; a later write there can only be a higher
+	// ballot, which carries the same value.
+	durable Slot
+	// pending: the same holds below pending once the writes already queued
+	// land (pending == durable when none will: the acceptor stopped or
+	// failed).
+	pending Slot
+	holes   spanSet // the holes in the range asked for
+}
+
+// holds reports whether the log has slot's chosen entry below limit
+// (v.durable or v.pending).
+func (v *heldView) holds(slot, limit Slot) bool {
+	return slot >= v.forgotten && slot < limit && !v.holes.contains(slot)
+}
+
+// held returns what the log holds of the chosen values between from and
+// to.
+func (a *Acceptor) held(from, to Slot) heldView {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// durablePrefix is read under mu: every hole below it was added (under
+	// mu) before the job that carried it was queued, so it is listed here.
+	v := heldView{
+		forgotten: a.st.forgotten,
+		durable:   Slot(a.durablePrefix.Load()),
+		pending:   a.st.chosenPrefix,
+		holes:     spanSet{s: a.st.holes.within(from, to)},
+	}
+	if !a.running || a.failed.Load() {
+		v.pending = v.durable
+	}
+	return v
 }
 
 // status returns the promised ballot and the highest slot accepted + 1.

@@ -11,9 +11,15 @@ type acceptorState struct {
 	// peer and released here. Invariant: forgotten <= chosenPrefix.
 	forgotten Slot
 
-	// chosenPrefix: every slot in [forgotten, chosenPrefix) is accepted here
-	// with its chosen value and known chosen. Such slots are not in entries.
+	// chosenPrefix: every slot in [forgotten, chosenPrefix) is known chosen
+	// and, unless it is in holes, accepted here with its chosen value. Such
+	// slots are not in entries.
 	chosenPrefix Slot
+	// holes are the slots below chosenPrefix that the prefix passed over
+	// without this acceptor having accepted them (see advancePrefix). A
+	// hole may be filled later (a leader re-sends the chosen value); it
+	// stays listed, which only makes the observer copy its value.
+	holes spanSet
 
 	// entries describes accepted slots at or above chosenPrefix (values live
 	// in the log).
@@ -202,6 +208,7 @@ func (s *acceptorState) advancePrefix() {
 		case ok && info.chosen:
 			delete(s.entries, s.chosenPrefix)
 		case !ok && s.chosenPrefix < s.commit && s.chosenPrefix < s.maxSlot:
+			s.holes.add(s.chosenPrefix, s.chosenPrefix+1)
 		default:
 			return
 		}
@@ -242,6 +249,7 @@ func (s *acceptorState) forget(min Slot) bool {
 	if s.markedBelow < min {
 		s.markedBelow = min
 	}
+	s.holes.trimBelow(min)
 	for slot := range s.entries {
 		if slot < min {
 			delete(s.entries, slot)

@@ -72,6 +72,17 @@
 // from the shared design, which records before delivering: that order put
 // a second, sequential fsync on every Propose.
 //
+// Nor does the recorded log hold a second copy of values the node's own
+// accepted log already has on disk with their chosen entries (the common
+// case: the acceptor voted for them): it holds a references record, a few
+// bytes covering a run of such slots, and reads their values from the
+// accepted log. (Once a value is chosen at a slot, any later entry an
+// acceptor takes there carries the same value, so the reference stays
+// true until the slot is truncated, which both logs do only below Min or a
+// compaction.) Copies are written only for slots the node's acceptor
+// missed. That halves what each node writes per value; the shared design
+// describes the recorded log as holding the values themselves.
+//
 // # Optional interfaces
 //
 // An AcceptorClient may also implement HeartbeatClient to carry heartbeats

@@ -57,11 +57,22 @@ func TestRestartRestoresState(t *testing.T) {
 // and leaves them as they are.
 func TestNewRejectsCorruptRecords(t *testing.T) {
 	t.Parallel()
-	for _, which := range []string{"promise", "accepted", "recorded"} {
-		t.Run(which, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, which string
+		garbage     []byte
+	}{
+		{"promise", "promise", []byte{0xff, 0x00, 0x13}},
+		{"accepted", "accepted", []byte{0xff, 0x00, 0x13}},
+		{"recorded", "recorded", []byte{0xff, 0x00, 0x13}},
+		// References records: an end not above the slot, an end absurdly
+		// far, bytes after the end.
+		{"recorded-refs-empty", "recorded", []byte{1, 4, 0}},
+		{"recorded-refs-huge", "recorded", []byte{1, 4, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"recorded-refs-trailing", "recorded", []byte{1, 4, 5, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			logs := map[string]log.Log{"promise": log.NewMemory(), "accepted": log.NewMemory(), "recorded": log.NewMemory()}
-			garbage := []byte{0xff, 0x00, 0x13}
-			if err := logs[which].Write(context.Background(), log.Record{Slot: 0, Value: garbage}); err != nil {
+			if err := logs[tc.which].Write(context.Background(), log.Record{Slot: 0, Value: tc.garbage}); err != nil {
 				t.Fatal(err)
 			}
 			cfg := &paxos.Config{ID: 1, PromiseLog: logs["promise"], AcceptedLog: logs["accepted"], RecordedLog: logs["recorded"], Volatile: true}
@@ -70,7 +81,7 @@ func TestNewRejectsCorruptRecords(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "corrupt") {
 				t.Fatalf("New = %v, want an error naming a corrupt record", err)
 			}
-			if v, _ := logs[which].Get(context.Background(), 0); string(v) != string(garbage) {
+			if v, _ := logs[tc.which].Get(context.Background(), 0); string(v) != string(tc.garbage) {
 				t.Fatal("New changed the corrupt record")
 			}
 		})

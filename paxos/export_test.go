@@ -1,6 +1,10 @@
 package paxos
 
-import "context"
+import (
+	"context"
+
+	"github.com/synod-go/synod/log"
+)
 
 // SetAcceptorFault installs f to be asked at each stage of every Prepare
 // and Accept that p's acceptor handles ("received": nothing persisted yet;
@@ -43,4 +47,32 @@ func QueueLen(ctx context.Context, p *Paxos) int {
 	case <-ctx.Done():
 		return 0
 	}
+}
+
+// RecordedCovers reports whether the recorded log l holds slot: a copy of
+// its entry, or a references record (into the accepted log) covering it.
+func RecordedCovers(ctx context.Context, l log.Log, slot Slot) (bool, error) {
+	covered := false
+	err := l.Range(ctx, 0, uint64(slot)+1, func(r log.Record) error {
+		_, end, err := decodeRecorded(Slot(r.Slot), r.Value)
+		if err != nil {
+			return err
+		}
+		covered = covered || Slot(r.Slot) == slot || end > slot
+		return nil
+	})
+	return covered, err
+}
+
+// RecordedRefs counts the references records in the recorded log l.
+func RecordedRefs(ctx context.Context, l log.Log) (int, error) {
+	n := 0
+	err := l.Range(ctx, 0, 0, func(r log.Record) error {
+		_, end, err := decodeRecorded(Slot(r.Slot), r.Value)
+		if end != 0 {
+			n++
+		}
+		return err
+	})
+	return n, err
 }

@@ -27,6 +27,12 @@ type Observer struct {
 	recorded log.Log
 	delay    time.Duration
 
+	// accepted is this node's accepted log, and held tells what it holds
+	// of the chosen values (Acceptor.held): slots it holds are recorded as
+	// references into it, not copies. Both nil: every slot is copied.
+	accepted log.Log
+	held     func(from, to Slot) heldView
+
 	clients []ObserverClient // by acceptor index
 	self    int
 
@@ -48,8 +54,9 @@ type Observer struct {
 	enqueued    uint64  // entries ever queued
 	written     uint64  // entries ever taken and written by the writer
 	wroteCh     chan struct{}
-	truncateTo  Slot // the recorded log should be truncated below this
-	truncated   Slot // ... and is truncated below this
+	truncateTo  Slot    // the recorded log should be truncated below this
+	truncated   Slot    // ... and is truncated below this
+	refs        spanSet // written slots recorded as references into accepted
 }
 
 type observed struct {
@@ -57,7 +64,7 @@ type observed struct {
 	ev  *ObserveEvent
 }
 
-func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clock clockwork.Clock, delay time.Duration) (*Observer, error) {
+func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from, to Slot) heldView, logger *slog.Logger, clock clockwork.Clock, delay time.Duration) (*Observer, error) {
 	o := &Observer{
 		logger:   logger,
 		clock:    clock,
@@ -69,19 +76,54 @@ func newObserver(ctx context.Context, recorded log.Log, logger *slog.Logger, clo
 		wake:     make(chan struct{}, 1),
 		wroteCh:  make(chan struct{}),
 	}
+	if accepted != nil && held != nil && (log.IsDurable(accepted) || !log.IsDurable(recorded)) {
+		// A reference must survive whatever its record survives.
+		o.accepted, o.held = accepted, held
+	}
 	first, err := recorded.First(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("paxos: reading recorded log: %w", err)
 	}
-	o.st.min = Slot(first)
-	o.st.watermark = Slot(first)
-	o.cacheLow, o.truncated, o.truncateTo = Slot(first), Slot(first), Slot(first)
+	start := Slot(first)
+	if accepted != nil {
+		// The accepted log is truncated only below a slot the observer was
+		// told to forget too; a crash between the two truncations leaves
+		// the accepted log's the later one, and references below it dangle.
+		af, err := accepted.First(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("paxos: reading accepted log: %w", err)
+		}
+		start = max(start, Slot(af))
+	}
+	o.st.min = start
+	o.st.watermark = start
+	o.cacheLow, o.truncated, o.truncateTo = Slot(first), Slot(first), start
 	err = recorded.Range(ctx, first, 0, func(r log.Record) error {
-		if _, err := decodeEntry(Slot(r.Slot), r.Value); err != nil {
+		slot := Slot(r.Slot)
+		_, end, err := decodeRecorded(slot, r.Value)
+		if err != nil {
 			return err
 		}
-		o.st.recorded[Slot(r.Slot)] = true
-		o.st.maxKnown = max(o.st.maxKnown, Slot(r.Slot)+1)
+		if end == 0 {
+			end = slot + 1
+		} else {
+			if o.accepted == nil {
+				return fmt.Errorf("%w at slot %d: a reference into the accepted log, which this observer cannot read", errCorruptRecord, slot)
+			}
+			o.refs.add(max(slot, start), end)
+		}
+		from := max(slot, start)
+		if from >= end {
+			return nil // below what the accepted log still holds
+		}
+		if from <= o.st.watermark {
+			o.st.watermark = max(o.st.watermark, end) // records come in slot order
+		} else {
+			for s := from; s < end; s++ {
+				o.st.recorded[s] = true
+			}
+		}
+		o.st.maxKnown = max(o.st.maxKnown, end)
 		return nil
 	})
 	if err != nil {
@@ -287,7 +329,7 @@ func (o *Observer) forget(ctx context.Context, min Slot) {
 	o.mu.Unlock()
 	if inline {
 		// No writer runs (before Start or after it returned): truncate here.
-		if err := o.recorded.TruncateBelow(ctx, uint64(min)); err != nil {
+		if err := o.truncateRecorded(ctx, min); err != nil {
 			o.logger.Error("truncating recorded log failed", "err", err)
 		}
 	}
@@ -323,6 +365,7 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	min := o.st.min
 	rec := slot < o.st.watermark || o.st.recorded[slot]
 	c, cached := o.cache.get(slot)
+	ref := o.refs.contains(slot)
 	o.mu.Unlock()
 	if slot < min {
 		return Forgotten, Entry{}, nil
@@ -333,7 +376,11 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 	if cached {
 		return Decided, c.e, nil
 	}
-	v, err := o.recorded.Get(ctx, uint64(slot))
+	l := o.recorded
+	if ref {
+		l = o.accepted
+	}
+	v, err := l.Get(ctx, uint64(slot))
 	if errors.Is(err, log.ErrNotFound) {
 		return Forgotten, Entry{}, nil // truncated meanwhile
 	}
@@ -341,7 +388,10 @@ func (o *Observer) status(ctx context.Context, slot Slot) (Fate, Entry, error) {
 		return Pending, Entry{}, err
 	}
 	e, err := decodeEntry(slot, v)
-	return Decided, e, err
+	if err != nil {
+		return Pending, Entry{}, err
+	}
+	return Decided, Entry{Slot: slot, NoOp: e.NoOp, Value: e.Value}, nil
 }
 
 // positions returns the watermark, min, and the highest known slot + 1.
@@ -395,25 +445,54 @@ func (o *Observer) learn(ctx context.Context, from Slot, limit int) ([]Chosen, e
 }
 
 // readRecorded reads consecutive recorded entries from slot from up to
-// (not including) to, stopping at the first slot the log lacks.
+// (not including) to, stopping at the first slot it cannot read (truncated
+// meanwhile). Slots recorded as references are read from the accepted log,
+// the others from the recorded log.
 func (o *Observer) readRecorded(ctx context.Context, from, to Slot) ([]Chosen, error) {
+	o.mu.Lock()
+	refs := o.refs.within(from, to)
+	o.mu.Unlock()
 	out := make([]Chosen, 0, int(to-from))
+	for next := from; next < to; {
+		l, end := o.recorded, to
+		if len(refs) > 0 && refs[0].from <= next {
+			l, end = o.accepted, refs[0].to
+			refs = refs[1:]
+		} else if len(refs) > 0 {
+			end = refs[0].from
+		}
+		n, err := readRun(ctx, l, next, end, &out)
+		if err != nil || n < end-next {
+			return out, err
+		}
+		next = end
+	}
+	return out, nil
+}
+
+// readRun appends to out the entries l holds from slot from up to (not
+// including) to, stopping at the first slot it lacks, and returns how many
+// it appended. The references records a recorded log holds among them are
+// never asked for: their slots are read from the accepted log.
+func readRun(ctx context.Context, l log.Log, from, to Slot, out *[]Chosen) (Slot, error) {
 	errGap := errors.New("gap")
-	err := o.recorded.Range(ctx, uint64(from), uint64(to), func(r log.Record) error {
+	n := Slot(0)
+	err := l.Range(ctx, uint64(from), uint64(to), func(r log.Record) error {
 		e, err := decodeEntry(Slot(r.Slot), r.Value)
 		if err != nil {
 			return err
 		}
-		if e.Slot != from+Slot(len(out)) {
+		if e.Slot != from+n {
 			return errGap
 		}
-		out = append(out, Chosen{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+		*out = append(*out, Chosen{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+		n++
 		return nil
 	})
 	if err != nil && !errors.Is(err, errGap) {
-		return nil, err
+		return n, err
 	}
-	return out, nil
+	return n, nil
 }
 
 // waitSlot blocks until slot is recorded (or forgotten) and returns it.

@@ -3,6 +3,7 @@ package paxos
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/synod-go/synod/log"
@@ -109,12 +110,12 @@ func (o *Observer) record(ctx context.Context) {
 		case <-o.wake:
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			for fctx.Err() == nil && o.writeQueued(fctx) == nil && o.hasQueued() {
+			for fctx.Err() == nil && o.writeQueued(fctx, true) == nil && o.hasQueued() {
 			}
 			cancel()
 			return
 		}
-		if err := o.writeQueued(ctx); err != nil {
+		if err := o.writeQueued(ctx, false); err != nil {
 			if ctx.Err() != nil {
 				continue // the shutdown flush above retries
 			}
@@ -140,9 +141,18 @@ func (o *Observer) hasQueued() bool {
 	return len(o.queue) > 0 || o.truncateTo > o.truncated
 }
 
-// writeQueued writes everything queued in one go, then applies a pending
+// writeQueued writes what is queued in one go, then applies a pending
 // truncation. On error the entries go back to the head of the queue.
-func (o *Observer) writeQueued(ctx context.Context) error {
+//
+// A slot whose chosen entry this node's accepted log already holds on disk
+// is written as a reference to it, not a copy: consecutive such slots
+// share one small references record, so recording costs the disk a few
+// bytes per batch instead of every value a second time. A slot the
+// accepted log will hold once its queued writes land waits in the queue
+// for that (unless final), rather than being copied now: on the leader the
+// observer learns a slot chosen before its own acceptor's write of it is
+// on disk.
+func (o *Observer) writeQueued(ctx context.Context, final bool) error {
 	o.mu.Lock()
 	batch := o.queue
 	o.queue = nil
@@ -150,11 +160,42 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 	trunc := o.truncateTo
 	o.mu.Unlock()
 
-	recs := make([]log.Record, 0, len(batch))
-	for _, e := range batch {
-		if e.Slot >= min {
-			recs = append(recs, entryRecord(e))
+	var view heldView
+	if o.held != nil && len(batch) > 0 {
+		lo, hi := batch[0].Slot, batch[0].Slot
+		for _, e := range batch {
+			lo, hi = min2(lo, e.Slot), max(hi, e.Slot)
 		}
+		view = o.held(lo, hi+1)
+	}
+	recs := make([]log.Record, 0, len(batch))
+	var refSlots []Slot
+	var deferred, written []Entry
+	for _, e := range batch {
+		switch {
+		case e.Slot < min:
+			written = append(written, e) // forgotten: nothing to write
+		case o.held != nil && view.holds(e.Slot, view.durable):
+			refSlots = append(refSlots, e.Slot)
+			written = append(written, e)
+		case o.held != nil && !final && view.holds(e.Slot, view.pending):
+			deferred = append(deferred, e)
+		default:
+			recs = append(recs, entryRecord(e))
+			written = append(written, e)
+		}
+	}
+	slices.Sort(refSlots)
+	var runs []span
+	for _, s := range refSlots {
+		if n := len(runs); n > 0 && runs[n-1].to == s && s-runs[n-1].from < maxRefSpan {
+			runs[n-1].to++
+			continue
+		}
+		runs = append(runs, span{s, s + 1})
+	}
+	for _, r := range runs {
+		recs = append(recs, log.Record{Slot: uint64(r.from), Value: encodeRefs(r.to)})
 	}
 	if len(recs) > 0 {
 		lazy := func(ctx context.Context, recs ...log.Record) error { return log.WriteLazy(ctx, o.recorded, recs...) }
@@ -162,14 +203,21 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 			o.mu.Lock()
 			o.queue = append(batch, o.queue...)
 			o.mu.Unlock()
-			return fmt.Errorf("writing %d entries: %w", len(recs), err)
+			return fmt.Errorf("writing %d records: %w", len(recs), err)
 		}
 	}
+	o.mu.Lock()
+	for _, r := range runs {
+		if r.from >= o.st.min {
+			o.refs.add(r.from, r.to)
+		}
+	}
+	o.mu.Unlock()
 	// After the write: an entry written below the truncation point (it was
 	// queued before min moved) is removed with the rest.
 	var terr error
 	if trunc > o.truncatedSnapshot() {
-		if terr = o.recorded.TruncateBelow(ctx, uint64(trunc)); terr == nil {
+		if terr = o.truncateRecorded(ctx, trunc); terr == nil {
 			o.mu.Lock()
 			o.truncated = max(o.truncated, trunc)
 			o.mu.Unlock()
@@ -177,14 +225,15 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 	}
 
 	o.mu.Lock()
-	for _, e := range batch {
+	o.queue = append(deferred, o.queue...)
+	for _, e := range written {
 		if c, ok := o.cache.get(e.Slot); ok && !c.written {
 			c.written = true
 			o.cache.put(e.Slot, c)
 			o.queuedBytes -= entrySize(e)
 		}
 	}
-	o.written += uint64(len(batch))
+	o.written += uint64(len(written))
 	o.evictLocked()
 	close(o.wroteCh)
 	o.wroteCh = make(chan struct{})
@@ -193,6 +242,39 @@ func (o *Observer) writeQueued(ctx context.Context) error {
 		return fmt.Errorf("truncating below %d: %w", trunc, terr)
 	}
 	return nil
+}
+
+// truncateRecorded truncates the recorded log below trunc. A references
+// record that starts below trunc and reaches past it would go with the
+// rest, so the part above is first written again as a record of its own
+// at trunc. (A record covers at most maxRefSpan slots, so the one written
+// covers every record it replaces.)
+func (o *Observer) truncateRecorded(ctx context.Context, trunc Slot) error {
+	o.mu.Lock()
+	sp, ok := o.refs.find(trunc)
+	o.mu.Unlock()
+	if ok && sp.from < trunc {
+		end := min(sp.to, trunc+maxRefSpan)
+		if err := o.recorded.Write(ctx, log.Record{Slot: uint64(trunc), Value: encodeRefs(end)}); err != nil {
+			return err
+		}
+	}
+	if err := o.recorded.TruncateBelow(ctx, uint64(trunc)); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.refs.trimBelow(trunc)
+	o.mu.Unlock()
+	return nil
+}
+
+// kick wakes the writer: the acceptor's durable prefix moved, so entries
+// it deferred may be written as references now.
+func (o *Observer) kick() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (o *Observer) truncatedSnapshot() Slot {

@@ -62,12 +62,13 @@ func New(cfg *Config) (*Paxos, error) {
 		contact: func(b Ballot) { p.proposer.contact(b) },
 		forget:  p.setMin,
 		commit:  func(commit Slot) { p.observer.hint(commit, nil) },
+		durable: func() { p.observer.kick() },
 	})
 	if err != nil {
 		return nil, err
 	}
 	p.done.Store(uint64(done))
-	p.observer, err = newObserver(ctx, c.RecordedLog, c.Logger.With("role", "observer"), c.Clock, c.CatchupDelay)
+	p.observer, err = newObserver(ctx, c.RecordedLog, c.AcceptedLog, p.acceptor.held, c.Logger.With("role", "observer"), c.Clock, c.CatchupDelay)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,14 @@ const (
 
 	flagNoOp   = 1 << 0
 	flagChosen = 1 << 1
+	// flagRefs marks a recorded-log record that holds no value: every slot
+	// from its own up to the end it gives is chosen, and its chosen entry
+	// is the one in this node's accepted log (see observer_record.go).
+	flagRefs = 1 << 2
+
+	// maxRefSpan bounds the slots one references record covers, so that a
+	// corrupt end cannot make a restart walk an absurd range.
+	maxRefSpan = 1 << 20
 
 	// Slots of the promise log (a small metadata log).
 	metaPromised Slot = 0 // the promised ballot
@@ -54,6 +62,29 @@ func decodeEntry(slot Slot, b []byte) (Entry, error) {
 		e.Value = v
 	}
 	return e, nil
+}
+
+// encodeRefs lays out a references record covering its slot up to end.
+func encodeRefs(end Slot) []byte {
+	b := []byte{recordFormat, flagRefs}
+	return binary.AppendUvarint(b, uint64(end))
+}
+
+// decodeRecorded decodes a recorded-log record: a copy of a chosen entry
+// (end == 0) or a references record covering [slot, end).
+func decodeRecorded(slot Slot, b []byte) (e Entry, end Slot, err error) {
+	if len(b) >= 2 && b[0] == recordFormat && b[1] == flagRefs {
+		v, n := binary.Uvarint(b[2:])
+		if n <= 0 || 2+n != len(b) {
+			return Entry{}, 0, fmt.Errorf("%w at slot %d: bad references record", errCorruptRecord, slot)
+		}
+		if v <= uint64(slot) || v-uint64(slot) > maxRefSpan {
+			return Entry{}, 0, fmt.Errorf("%w at slot %d: references up to %d", errCorruptRecord, slot, v)
+		}
+		return Entry{}, Slot(v), nil
+	}
+	e, err = decodeEntry(slot, b)
+	return e, 0, err
 }
 
 func encodeUint(v uint64) []byte {
