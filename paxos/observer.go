@@ -133,6 +133,10 @@ func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from
 	return o, nil
 }
 
+// catchupLinger is how many CatchupDelays remote streams stay open after
+// the observer caught up.
+const catchupLinger = 20
+
 // run follows the acceptors until ctx ends.
 func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, seed int64) {
 	o.mu.Lock()
@@ -181,7 +185,7 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 		}
 	}
 	defer stopRemote()
-	var laggingSince time.Time
+	var laggingSince, caughtUp time.Time
 	tick := o.clock.NewTicker(max(o.delay/2, time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -206,8 +210,19 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 			now := o.clock.Now()
 			switch {
 			case !lag:
+				// Remote streams stay open a while after catching up: a
+				// node that fell behind once (a slow disk, a long queue at
+				// the leader) tends to again, and reopening costs a
+				// CatchupDelay each time.
 				laggingSince = time.Time{}
-				stopRemote()
+				if caughtUp.IsZero() {
+					caughtUp = now
+				}
+				if now.Sub(caughtUp) >= catchupLinger*o.delay {
+					stopRemote()
+				}
+			case remote.cancel != nil:
+				caughtUp = time.Time{} // still catching up
 			case laggingSince.IsZero():
 				laggingSince = now
 			case remote.cancel == nil && now.Sub(laggingSince) >= o.delay && len(clients) > 1:

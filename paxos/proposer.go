@@ -29,6 +29,10 @@ type Proposer struct {
 	clients  []AcceptorClient
 	pclients []ProposerClient
 	sendq    []chan sendJob
+	// sendBytes counts the value bytes of the Accepts waiting in each
+	// sendq: a slow peer's queue is bounded by bytes too (sendQueueBytes),
+	// not only by count, since each waiting Accept pins its batch.
+	sendBytes []atomic.Int64
 
 	props  chan *proposal // proposals for the loop (bounded: back-pressure)
 	events chan func()    // results and timers, executed by the loop
@@ -43,8 +47,14 @@ type Proposer struct {
 	// followers end up vouching for each other with no leader at all.
 	leaderContact atomic.Int64
 	running       atomic.Bool
-	stopped       chan struct{}   // closed when run returns
-	runCtx        context.Context // the context run was called with
+	// mark is the leader's latest commit point and Min, published by the
+	// loop for the senders: a queued Accept leaves with the commit point of
+	// when it is sent, not of when it was queued, so a follower whose queue
+	// is long still learns promptly how far the log is chosen (and its
+	// observer catches up from the others instead of waiting its turn).
+	mark    atomic.Pointer[commitMark]
+	stopped chan struct{}   // closed when run returns
+	runCtx  context.Context // the context run was called with
 
 	metrics metrics
 
@@ -67,6 +77,36 @@ type Proposer struct {
 	lastFailure time.Time // the last forwarding failure
 	commitSeen  Slot      // the commit point at commitAt
 	commitAt    time.Time // when the commit point last moved (or a leadership began)
+}
+
+// commitMark is a leader's commit point in its ballot, and the Min it knew.
+type commitMark struct {
+	ballot      Ballot
+	commit, min Slot
+}
+
+// publishMark makes the current commit point and Min visible to the
+// senders. Called by the loop whenever either may have moved.
+func (p *Proposer) publishMark() {
+	st := p.st
+	if st.role != leader {
+		return
+	}
+	if m := p.mark.Load(); m != nil && m.ballot == st.ballot && m.commit == st.commit && m.min == st.min {
+		return
+	}
+	p.mark.Store(&commitMark{ballot: st.ballot, commit: st.commit, min: st.min})
+}
+
+// freshen raises a to the latest commit point and Min published for its
+// ballot. The commit point vouches for the entries of its own ballot only,
+// so a mark of another ballot is not used. a belongs to the caller (each
+// send builds its own).
+func (p *Proposer) freshen(a *Accept) {
+	if m := p.mark.Load(); m != nil && m.ballot == a.Ballot {
+		a.Commit = max(a.Commit, m.commit)
+		a.Min = max(a.Min, m.min)
+	}
 }
 
 // proposal is a value waiting to be chosen.
@@ -93,6 +133,7 @@ type batch struct {
 	entries   []Entry
 	slots     []Slot
 	remaining int
+	bytes     int64 // of its values
 	acked     uint64
 	done      atomic.Bool
 }
@@ -139,6 +180,7 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	p.lastSent = make([]time.Time, n)
 	p.lastOK = make([]time.Time, n)
 	p.sendq = make([]chan sendJob, n)
+	p.sendBytes = make([]atomic.Int64, n)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := range n {
@@ -305,7 +347,7 @@ func (p *Proposer) flush() {
 		if p.inflight > 0 && !full {
 			return
 		}
-		b := &batch{ballot: p.st.ballot, entries: p.queue[:k:k], remaining: k}
+		b := &batch{ballot: p.st.ballot, entries: p.queue[:k:k], remaining: k, bytes: int64(size)}
 		b.slots = make([]Slot, k)
 		for i, e := range b.entries {
 			b.slots[i] = e.Slot
@@ -341,13 +383,25 @@ func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
 func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry}
 	p.lastSent[i] = p.clock.Now()
+	if q := p.sendBytes[i].Load(); q > 0 && q+b.bytes > p.sendQueueBytes() {
+		p.metrics.deferred.Add(1)
+		p.retryLater(i, b)
+		return
+	}
+	p.sendBytes[i].Add(b.bytes)
 	select {
 	case p.sendq[i] <- job:
 	default:
+		p.sendBytes[i].Add(-b.bytes)
 		p.metrics.deferred.Add(1)
 		p.retryLater(i, b) // the peer is slow; try again later
 	}
 }
+
+// sendQueueBytes bounds the value bytes queued for one peer beyond those
+// in flight; an Accept that would pass it waits (retryLater), as when the
+// queue is full.
+func (p *Proposer) sendQueueBytes() int64 { return 4 * int64(p.cfg.MaxBatchBytes) }
 
 func (p *Proposer) retryLater(i int, b *batch) {
 	// AfterFunc runs on its own goroutine, so it may wait for room in the
@@ -370,6 +424,9 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 			return
 		case job = <-p.sendq[i]:
 		}
+		if job.batch != nil {
+			p.sendBytes[i].Add(-job.batch.bytes)
+		}
 		if job.retry && job.batch.done.Load() {
 			continue // chosen meanwhile; the peer learns it by catching up
 		}
@@ -381,6 +438,7 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 			b := job.prepare.Ballot
 			p.post(ctx, func() { p.onPromise(i, b, rep, err) })
 		case jobAccept, jobHeartbeat:
+			p.freshen(job.accept)
 			var rep *Accepted
 			var err error
 			if hb, ok := p.clients[i].(HeartbeatClient); ok && job.kind == jobHeartbeat {
@@ -437,6 +495,7 @@ func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err err
 		bt.done.Store(true)
 		p.inflight--
 	}
+	p.publishMark()
 	p.node.acceptor.markChosen(b, st.commit, st.chosenList(1024))
 	p.node.observer.decideLocal(chosenEntries(bt.entries, chosen))
 	p.flush()
@@ -465,6 +524,7 @@ func chosenEntries(entries []Entry, chosen []Slot) []Entry {
 func (p *Proposer) noteDone(i int, d Slot) {
 	if m, moved := p.st.done(i, d); moved {
 		p.node.setMin(m)
+		p.publishMark()
 	}
 }
 
@@ -679,6 +739,7 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	p.leading.Store(true)
 	now := p.clock.Now()
 	p.commitSeen, p.commitAt = p.st.commit, now
+	p.publishMark()
 	for i := range p.lastOK {
 		p.lastOK[i] = now // a quorum just answered; give the rest time
 	}
