@@ -32,8 +32,9 @@ const doneEvery = 10000
 // "accepted" and "recorded" logs; every acceptor Write is fsynced (Badger
 // SyncWrites) before it returns, and an acceptor answers only after its
 // write returned, so a value is chosen, and Propose returns, only once a
-// majority has it on disk. The recorded log is written lazily (see the
-// paxos package doc).
+// majority has it on disk. The recorded log is written lazily, and for
+// slots a node's acceptor holds it keeps references into the accepted log
+// rather than copies (see the paxos package doc).
 type synodCluster struct {
 	nodes  []*synodNode
 	leader *synodNode
