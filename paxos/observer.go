@@ -97,7 +97,7 @@ func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from
 	}
 	o.st.min = start
 	o.st.watermark = start
-	o.cacheLow, o.truncated, o.truncateTo = Slot(first), Slot(first), start
+	o.cacheLow, o.truncated, o.truncateTo = start, Slot(first), start // nothing is cached yet
 	err = recorded.Range(ctx, first, 0, func(r log.Record) error {
 		slot := Slot(r.Slot)
 		_, end, err := decodeRecorded(slot, r.Value)
@@ -110,7 +110,9 @@ func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from
 			if o.accepted == nil {
 				return fmt.Errorf("%w at slot %d: a reference into the accepted log, which this observer cannot read", errCorruptRecord, slot)
 			}
-			o.refs.add(max(slot, start), end)
+			// Unclipped: if it reaches above start, the truncation the
+			// writer owes below start must rewrite its upper part.
+			o.refs.add(slot, end)
 		}
 		from := max(slot, start)
 		if from >= end {
