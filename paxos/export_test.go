@@ -54,11 +54,11 @@ func QueueLen(ctx context.Context, p *Paxos) int {
 func RecordedCovers(ctx context.Context, l log.Log, slot Slot) (bool, error) {
 	covered := false
 	err := l.Range(ctx, 0, uint64(slot)+1, func(r log.Record) error {
-		_, end, err := decodeRecorded(Slot(r.Slot), r.Value)
+		end, _, err := decodeRecorded(Slot(r.Slot), r.Value)
 		if err != nil {
 			return err
 		}
-		covered = covered || Slot(r.Slot) == slot || end > slot
+		covered = covered || end > slot
 		return nil
 	})
 	return covered, err
@@ -68,8 +68,8 @@ func RecordedCovers(ctx context.Context, l log.Log, slot Slot) (bool, error) {
 func RecordedRefs(ctx context.Context, l log.Log) (int, error) {
 	n := 0
 	err := l.Range(ctx, 0, 0, func(r log.Record) error {
-		_, end, err := decodeRecorded(Slot(r.Slot), r.Value)
-		if end != 0 {
+		_, refs, err := decodeRecorded(Slot(r.Slot), r.Value)
+		if refs {
 			n++
 		}
 		return err

@@ -100,13 +100,11 @@ func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from
 	o.cacheLow, o.truncated, o.truncateTo = start, Slot(first), start // nothing is cached yet
 	err = recorded.Range(ctx, first, 0, func(r log.Record) error {
 		slot := Slot(r.Slot)
-		_, end, err := decodeRecorded(slot, r.Value)
+		end, refs, err := decodeRecorded(slot, r.Value)
 		if err != nil {
 			return err
 		}
-		if end == 0 {
-			end = slot + 1
-		} else {
+		if refs {
 			if o.accepted == nil {
 				return fmt.Errorf("%w at slot %d: a reference into the accepted log, which this observer cannot read", errCorruptRecord, slot)
 			}

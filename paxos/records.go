@@ -70,21 +70,24 @@ func encodeRefs(end Slot) []byte {
 	return binary.AppendUvarint(b, uint64(end))
 }
 
-// decodeRecorded decodes a recorded-log record: a copy of a chosen entry
-// (end == 0) or a references record covering [slot, end).
-func decodeRecorded(slot Slot, b []byte) (e Entry, end Slot, err error) {
+// decodeRecorded checks a recorded-log record and returns the end of the
+// range it covers: slot+1 for a copy of a chosen entry, end for a
+// references record covering [slot, end).
+func decodeRecorded(slot Slot, b []byte) (end Slot, refs bool, err error) {
 	if len(b) >= 2 && b[0] == recordFormat && b[1] == flagRefs {
 		v, n := binary.Uvarint(b[2:])
 		if n <= 0 || 2+n != len(b) {
-			return Entry{}, 0, fmt.Errorf("%w at slot %d: bad references record", errCorruptRecord, slot)
+			return 0, false, fmt.Errorf("%w at slot %d: bad references record", errCorruptRecord, slot)
 		}
 		if v <= uint64(slot) || v-uint64(slot) > maxRefSpan {
-			return Entry{}, 0, fmt.Errorf("%w at slot %d: references up to %d", errCorruptRecord, slot, v)
+			return 0, false, fmt.Errorf("%w at slot %d: references up to %d", errCorruptRecord, slot, v)
 		}
-		return Entry{}, Slot(v), nil
+		return Slot(v), true, nil
 	}
-	e, err = decodeEntry(slot, b)
-	return e, 0, err
+	if _, err := decodeEntry(slot, b); err != nil {
+		return 0, false, err
+	}
+	return slot + 1, false, nil
 }
 
 func encodeUint(v uint64) []byte {

@@ -1,17 +1,12 @@
 package paxos
 
-import (
-	"math/rand"
-	"testing"
-)
+import "testing"
 
 // TestSlotCacheMatchesMap drives a slotCache and a map with the same random
 // operations (in-order runs, far slots, slots below base, deletes from the
 // low end and elsewhere) and checks they always agree.
 func TestSlotCacheMatchesMap(t *testing.T) {
-	seed := int64(rand.Uint32())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng, seed := seededRand(t)
 	var c slotCache
 	ref := make(map[Slot]cachedEntry)
 	next, low := Slot(0), Slot(0)

@@ -53,16 +53,6 @@ func (ss *spanSet) contains(slot Slot) bool {
 	return ok
 }
 
-// nextFrom returns the start of the first span beginning above slot, or
-// false if there is none.
-func (ss *spanSet) nextFrom(slot Slot) (Slot, bool) {
-	i := sort.Search(len(ss.s), func(i int) bool { return ss.s[i].from > slot })
-	if i < len(ss.s) {
-		return ss.s[i].from, true
-	}
-	return 0, false
-}
-
 // trimBelow removes every slot below min.
 func (ss *spanSet) trimBelow(min Slot) {
 	i := sort.Search(len(ss.s), func(i int) bool { return ss.s[i].to > min })
