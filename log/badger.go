@@ -12,32 +12,34 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Errors of OpenBadger, BadgerDB.Log and Write on a BadgerDB. They are
-// wrapped with details (the directory, what was found); test with errors.Is.
+// Errors of OpenBadger and OpenFile, of their Log methods, and of Write on
+// their Logs. They are wrapped with details (the directory, what was
+// found); test with errors.Is.
 var (
-	// ErrLocked: the directory is in use by another open BadgerDB, in this
-	// process or another. Close that one first; do not remove the LOCK file
-	// while it runs.
-	ErrLocked = errors.New("log: badger directory locked by another open database")
+	// ErrLocked: the directory is in use by another open database (BadgerDB
+	// or FileDB), in this process or another. Close that one first; do not
+	// remove its lock file while it runs.
+	ErrLocked = errors.New("log: directory locked by another open database")
 
-	// ErrCorrupt: the directory looks like a Synod Badger log but its files
-	// or its metadata cannot be read back. Nothing was written to it.
-	// Restore the node from a backup or from its peers.
-	ErrCorrupt = errors.New("log: badger database corrupt")
+	// ErrCorrupt: the directory looks like a Synod log but its files or its
+	// metadata cannot be read back. Nothing was written to it. Restore the
+	// node from a backup or from its peers.
+	ErrCorrupt = errors.New("log: database corrupt")
 
-	// ErrNotLog: the directory holds something else (other files, a Badger
+	// ErrNotLog: the directory holds something else (other files, a
 	// database of another application, or a format this build does not
 	// read). Nothing was written to it. Pick another directory.
-	ErrNotLog = errors.New("log: not a Synod badger log")
+	ErrNotLog = errors.New("log: not a Synod log")
 
 	// ErrIdentityMismatch: the database belongs to another node or cluster
 	// (see BadgerOptions.Identity). The error names both identities.
 	ErrIdentityMismatch = errors.New("log: badger database identity mismatch")
 
-	// ErrTooLarge: one Write holds more than fits in one Badger transaction
-	// (see BadgerOptions.MemTableSize). Nothing was written; split the batch
-	// into several Writes if atomicity allows, or raise MemTableSize.
-	ErrTooLarge = errors.New("log: write too large for one badger transaction")
+	// ErrTooLarge: one Write holds more than the backend writes atomically
+	// (one Badger transaction, see BadgerOptions.MemTableSize; MaxFileWrite
+	// for a FileDB). Nothing was written; split the batch into several
+	// Writes if atomicity allows.
+	ErrTooLarge = errors.New("log: write too large")
 )
 
 // BadgerDB is one Badger database holding any number of Logs, each under its

@@ -1,6 +1,6 @@
 // Package log is where Synod keeps what must survive: an ordered map from
-// slot to bytes, the Log, with two implementations that pass one conformance
-// suite (package logtest).
+// slot to bytes, the Log, with three implementations that pass one
+// conformance suite (package logtest).
 //
 // # What a Log is
 //
@@ -36,9 +36,18 @@
 //   - Memory (NewMemory): in memory, not durable. Tests, simulations, and
 //     processes that may lose their state on restart (an observer that
 //     replays from its peers). Truncation frees memory at once.
-//   - BadgerDB (OpenBadger): on disk, durable, built on Badger. Production
-//     nodes. One database holds several Logs under different prefixes, and
-//     all of them share its group commit.
+//   - FileDB (OpenFile): on disk, durable, a write-ahead log of checksummed
+//     frames in preallocated segment files, one fdatasync per group commit,
+//     with every live record also kept in memory. The fastest durable
+//     backend (about 1.6× Badger's fsynced appends per second from one
+//     writer, 1.4× from 64, see BenchmarkFile), for Logs that are truncated
+//     regularly, as the paxos logs are: memory and disk hold what lies
+//     between the truncation point and the head. One database holds several
+//     Logs under different names, sharing its file and group commit.
+//   - BadgerDB (OpenBadger): on disk, durable, built on Badger. For Logs
+//     whose live records do not fit in memory. One database holds several
+//     Logs under different prefixes, and all of them share its group
+//     commit.
 //
 // # Opening one Log per prefix
 //
@@ -63,9 +72,24 @@
 // run many nodes in one process; production nodes should raise MemTableSize
 // and ValueLogFileSize.
 //
+// # The file log's crash recovery
+//
+// A FileDB's directory holds one live segment file (and, briefly, the next
+// one being zeroed). A Write appends one frame, with a CRC-32C and a
+// sequence number, and fdatasyncs; a full segment is replaced by a new one
+// that starts with a snapshot of every Log, written and synced before it is
+// renamed into place. OpenFile replays the segment. What follows its last
+// intact frame must be zeros, or a write a crash cut short, which was never
+// acknowledged: it is dropped (and logged). A damaged frame followed by an
+// intact one is damage, not a torn write, and OpenFile fails with
+// ErrCorrupt naming the file and the offset, changing nothing.
+//
 // # Disk space after truncation
 //
-// TruncateBelow deletes records at once; the disk space of large values
+// A FileDB frees memory at TruncateBelow and disk space when its segment
+// is next replaced (every FileOptions.SegmentSize bytes written).
+//
+// For a BadgerDB, TruncateBelow deletes records at once; the disk space of large values
 // (BadgerOptions.ValueThreshold and above) comes back when the value-log
 // garbage collector runs. A BadgerDB runs it itself: every
 // BadgerOptions.GCInterval (default one minute, measured on
