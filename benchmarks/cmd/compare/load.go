@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type load struct {
 	duration   time.Duration // the measured window
 	opTimeout  time.Duration // bound on one command
 	cpuProfile string        // file for a CPU profile of the window, or ""
+	trace      string        // file for an execution trace of the window's first second, or ""
 }
 
 // result is what one run measured.
@@ -160,6 +162,11 @@ func drive(c cluster, l load) result {
 		if l.cpuProfile != "" {
 			stop = startProfile(l.cpuProfile)
 		}
+		if l.trace != "" {
+			if stopTrace := startTrace(l.trace); stopTrace != nil {
+				time.AfterFunc(min(time.Second, time.Until(to)), stopTrace)
+			}
+		}
 		c0 := processCPU()
 		time.Sleep(time.Until(to))
 		cpu = processCPU() - c0
@@ -184,6 +191,25 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startTrace starts an execution trace into path and returns the function
+// that stops it. A failure is reported and the run goes on untraced.
+func startTrace(path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare: trace:", err)
+		return nil
+	}
+	if err := trace.Start(f); err != nil {
+		fmt.Fprintln(os.Stderr, "compare: trace:", err)
+		f.Close()
+		return nil
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}
 }
 
 // startProfile starts a CPU profile into path and returns the function that

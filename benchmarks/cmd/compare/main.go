@@ -40,6 +40,7 @@ type options struct {
 	size         int
 	dir          string
 	cpuProfile   string // directory for one CPU profile per run, or ""
+	trace        string // directory for one execution trace per run, or ""
 }
 
 func main() {
@@ -68,6 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.size, "size", 128, "command size in `bytes` (at least 16)")
 	fs.StringVar(&o.dir, "dir", "", "parent `directory` of the durable cases' data: a new directory is made in it and kept (default: a temporary directory, removed at exit)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured window into this `directory`")
+	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the first second of each measured window into this `directory`")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func parseFlags(args []string) (*options, error) {
 	for _, s := range strings.Split(systems, ",") {
 		s = strings.TrimSpace(s)
 		if _, ok := systemsByName[s]; !ok {
-			return nil, fmt.Errorf("-systems: unknown system %q (want synod, hashicorp, etcd)", s)
+			return nil, fmt.Errorf("-systems: unknown system %q (want synod, synod-badger, hashicorp, etcd)", s)
 		}
 		o.systems = append(o.systems, s)
 	}
@@ -125,7 +127,12 @@ type cluster interface {
 type startFunc func(ctx context.Context, store, dir string) (cluster, error)
 
 var systemsByName = map[string]startFunc{
-	"synod":     startSynod,
+	"synod": func(ctx context.Context, store, dir string) (cluster, error) {
+		return startSynod(ctx, store, dir, synodFileLog)
+	},
+	"synod-badger": func(ctx context.Context, store, dir string) (cluster, error) {
+		return startSynod(ctx, store, dir, synodBadgerLog)
+	},
 	"hashicorp": startHashicorp,
 	"etcd":      startEtcd,
 }
@@ -143,9 +150,11 @@ func run(o *options) error {
 	} else {
 		fmt.Fprintf(os.Stderr, "compare: data in %s (kept)\n", dir)
 	}
-	if o.cpuProfile != "" {
-		if err := os.MkdirAll(o.cpuProfile, 0o755); err != nil {
-			return err
+	for _, d := range []string{o.cpuProfile, o.trace} {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	// Every phase is bounded; the watchdog ends the process if the sum of
@@ -195,9 +204,13 @@ func runCluster(o *options, name, store, dir string) ([]result, error) {
 		if o.cpuProfile != "" {
 			profile = filepath.Join(o.cpuProfile, fmt.Sprintf("%s-%s-%d.pprof", name, store, n))
 		}
+		tracePath := ""
+		if o.trace != "" {
+			tracePath = filepath.Join(o.trace, fmt.Sprintf("%s-%s-%d.trace", name, store, n))
+		}
 		r := drive(c, load{
 			clients: n, size: o.size, warmup: o.warmup, duration: o.duration,
-			opTimeout: o.opTimeout, cpuProfile: profile,
+			opTimeout: o.opTimeout, cpuProfile: profile, trace: tracePath,
 		})
 		r.system, r.store = name, store
 		fmt.Fprintf(os.Stderr, "%s/%s/%d clients: %.0f ops/s, p99 %v, %d errors\n",

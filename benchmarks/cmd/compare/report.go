@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -43,6 +44,9 @@ func printRatios(w io.Writer, results []result, o *options) {
 				if r.system == "synod" {
 					synod = r
 					continue
+				}
+				if strings.HasPrefix(r.system, "synod") {
+					continue // a variant of Synod, not a peer
 				}
 				if bestOps == nil || r.opsPerSec() > bestOps.opsPerSec() {
 					bestOps = r

@@ -46,12 +46,18 @@ type synodNode struct {
 	p       *paxos.Paxos
 	srv     *tcp.Server
 	dialer  *tcp.Dialer
-	db      *log.BadgerDB // nil in the memory case
+	db      interface{ Close() error } // *log.FileDB or *log.BadgerDB; nil in the memory case
 	applied *slotWaiters
 	count   uint64 // the state machine: commands applied; owned by apply
 }
 
-func startSynod(ctx context.Context, store, dir string) (cluster, error) {
+// Durable backends of Synod's logs.
+const (
+	synodFileLog   = "file"   // log.OpenFile: the write-ahead log, the default
+	synodBadgerLog = "badger" // log.OpenBadger (system "synod-badger")
+)
+
+func startSynod(ctx context.Context, store, dir, backend string) (cluster, error) {
 	c := &synodCluster{}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -76,7 +82,16 @@ func startSynod(ctx context.Context, store, dir string) (cluster, error) {
 	for i, nd := range c.nodes {
 		cfg := &paxos.Config{ID: members[i].ID}
 		if store == storeDurable {
-			db, err := log.OpenBadger(filepath.Join(dir, fmt.Sprint(i+1)), log.BadgerOptions{MemTableSize: 64 << 20})
+			var db interface {
+				Log(string) (log.Log, error)
+				Close() error
+			}
+			var err error
+			if backend == synodBadgerLog {
+				db, err = log.OpenBadger(filepath.Join(dir, fmt.Sprint(i+1)), log.BadgerOptions{MemTableSize: 64 << 20})
+			} else {
+				db, err = log.OpenFile(filepath.Join(dir, fmt.Sprint(i+1)), log.FileOptions{})
+			}
 			if err != nil {
 				return nil, err
 			}
