@@ -15,7 +15,13 @@ import (
 // accepted and recorded entries, and its done watermark.
 func TestRestartRestoresState(t *testing.T) {
 	t.Parallel()
-	c := badgerCluster(t, 3, 21)
+	for _, b := range diskBackends {
+		t.Run(b.name, func(t *testing.T) { testRestartRestoresState(t, b.new) })
+	}
+}
+
+func testRestartRestoresState(t *testing.T, newStore func(t testing.TB, n int) *paxostest.DiskStore) {
+	c := diskCluster(t, 3, 21, newStore)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var last paxos.Slot
@@ -103,11 +109,17 @@ func TestNewRefusesVolatileLogs(t *testing.T) {
 
 var _ = paxostest.Addr
 
-// A node stopped cleanly (Stop, not Crash) and started again on its Badger
-// database keeps its state and rejoins.
-func TestStopStartBadger(t *testing.T) {
+// A node stopped cleanly (Stop, not Crash) and started again on its
+// database keeps its state and rejoins, on each durable backend.
+func TestStopStart(t *testing.T) {
 	t.Parallel()
-	c := badgerCluster(t, 3, 23)
+	for _, b := range diskBackends {
+		t.Run(b.name, func(t *testing.T) { testStopStart(t, b.new) })
+	}
+}
+
+func testStopStart(t *testing.T, newStore func(t testing.TB, n int) *paxostest.DiskStore) {
+	c := diskCluster(t, 3, 23, newStore)
 	defer c.CheckAgreement()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

@@ -76,61 +76,83 @@ func checkAcked(t *testing.T, c *paxostest.Cluster, n int, acked map[string]paxo
 	c.CheckAgreement()
 }
 
-func badgerCluster(t *testing.T, n int, seed int64) *paxostest.Cluster {
-	store := paxostest.NewBadgerStore(t, n)
+// diskBackends are the durable log backends the crash tests run on.
+var diskBackends = []struct {
+	name string
+	new  func(t testing.TB, n int) *paxostest.DiskStore
+}{
+	{"badger", paxostest.NewBadgerStore},
+	{"file", paxostest.NewFileStore},
+}
+
+func diskCluster(t *testing.T, n int, seed int64, newStore func(t testing.TB, n int) *paxostest.DiskStore) *paxostest.Cluster {
+	store := newStore(t, n)
 	return paxostest.NewCluster(t, n, paxostest.Options{Seed: seed, Logs: store.Logs, CloseLogs: store.Close})
 }
 
-// TestCrashRestart crashes nodes of a Badger-backed cluster under load —
-// the leader, a follower, and (with 5 nodes) two at once — and restarts
-// them from their directories.
+// TestCrashRestart crashes nodes of a cluster on disk under load — the
+// leader, a follower, and (with 5 nodes) two at once — and restarts them
+// from their directories, on each durable backend.
 func TestCrashRestart(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int{3, 5} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			seed := time.Now().UnixNano()
-			c := badgerCluster(t, n, seed)
-			rng := rand.New(rand.NewSource(seed))
-			w := startWorkload(c, n, 4, seed)
-			rounds := 8
-			if testing.Short() {
-				rounds = 3
-			}
-			for r := range rounds {
-				var victims []int
-				switch {
-				case r%3 == 0:
-					victims = []int{c.Leader(wait)}
-				case n == 5 && r%3 == 1:
-					a := rng.Intn(n)
-					victims = []int{a, (a + 1 + rng.Intn(n-1)) % n}
-				default:
-					victims = []int{rng.Intn(n)}
-				}
-				for _, v := range victims {
-					c.Crash(v)
-				}
-				time.Sleep(time.Duration(50+rng.Intn(250)) * time.Millisecond) // the schedule: down for a while under load
-				for _, v := range victims {
-					c.Start(v)
-				}
-				time.Sleep(time.Duration(50+rng.Intn(250)) * time.Millisecond)
-			}
-			acked := w.finish()
-			t.Logf("seed %d: %d proposals acknowledged across %d crash rounds", seed, len(acked), rounds)
-			checkAcked(t, c, n, acked)
-		})
+	for _, b := range diskBackends {
+		for _, n := range []int{3, 5} {
+			t.Run(fmt.Sprintf("%s/%d", b.name, n), func(t *testing.T) {
+				testCrashRestart(t, n, b.new)
+			})
+		}
 	}
+}
+
+func testCrashRestart(t *testing.T, n int, newStore func(t testing.TB, n int) *paxostest.DiskStore) {
+	seed := time.Now().UnixNano()
+	c := diskCluster(t, n, seed, newStore)
+	rng := rand.New(rand.NewSource(seed))
+	w := startWorkload(c, n, 4, seed)
+	rounds := 8
+	if testing.Short() {
+		rounds = 3
+	}
+	for r := range rounds {
+		var victims []int
+		switch {
+		case r%3 == 0:
+			victims = []int{c.Leader(wait)}
+		case n == 5 && r%3 == 1:
+			a := rng.Intn(n)
+			victims = []int{a, (a + 1 + rng.Intn(n-1)) % n}
+		default:
+			victims = []int{rng.Intn(n)}
+		}
+		for _, v := range victims {
+			c.Crash(v)
+		}
+		time.Sleep(time.Duration(50+rng.Intn(250)) * time.Millisecond) // the schedule: down for a while under load
+		for _, v := range victims {
+			c.Start(v)
+		}
+		time.Sleep(time.Duration(50+rng.Intn(250)) * time.Millisecond)
+	}
+	acked := w.finish()
+	t.Logf("seed %d: %d proposals acknowledged across %d crash rounds", seed, len(acked), rounds)
+	checkAcked(t, c, n, acked)
 }
 
 var errCrash = errors.New("injected crash")
 
-// crashAt runs a 3-node Badger cluster under load where one node crashes
-// (and restarts from disk) at the given stage of a request.
+// crashAt runs a 3-node cluster on disk under load where one node crashes
+// (and restarts from disk) at the given stage of a request, on each durable
+// backend.
 func crashAt(t *testing.T, stage string) {
+	for _, b := range diskBackends {
+		t.Run(b.name, func(t *testing.T) { crashAtOn(t, stage, b.new) })
+	}
+}
+
+func crashAtOn(t *testing.T, stage string, newStore func(t testing.TB, n int) *paxostest.DiskStore) {
 	const n = 3
 	seed := time.Now().UnixNano()
-	c := badgerCluster(t, n, seed)
+	c := diskCluster(t, n, seed, newStore)
 	crashes := make(chan int, 16)
 	var mu sync.Mutex
 	rng := rand.New(rand.NewSource(seed))

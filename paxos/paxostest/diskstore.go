@@ -9,22 +9,50 @@ import (
 	"github.com/synod-go/synod/log"
 )
 
-// BadgerStore keeps one Badger database per node in a test's temporary
+// Database is what a DiskStore keeps per node: a *log.BadgerDB or a
+// *log.FileDB.
+type Database interface {
+	Log(name string) (log.Log, error)
+	Stats() log.Stats
+	Close() error
+}
+
+// DiskStore keeps one durable database per node in a test's temporary
 // directory, for clusters whose nodes crash and restart from disk. Use its
 // Logs and Close as Options.Logs and Options.CloseLogs.
-type BadgerStore struct {
+type DiskStore struct {
 	t    testing.TB
 	dirs []string
+	open func(i int, dir string) (Database, error)
 
 	mu   sync.Mutex
-	dbs  []*log.BadgerDB
+	dbs  []Database
 	logs [][]log.Log // node i's three logs while its database is open
 }
 
-// NewBadgerStore returns a store for n nodes. Open databases are closed at
+// BadgerStore is the DiskStore of NewBadgerStore (the name predates
+// NewFileStore).
+type BadgerStore = DiskStore
+
+// NewBadgerStore returns a store of n Badger databases (log.OpenBadger).
+// Open databases are closed at the end of the test.
+func NewBadgerStore(t testing.TB, n int) *DiskStore {
+	return newDiskStore(t, n, func(i int, dir string) (Database, error) {
+		return log.OpenBadger(dir, log.BadgerOptions{Identity: fmt.Sprintf("paxostest/node-%d", i)})
+	})
+}
+
+// NewFileStore returns a store of n file logs (log.OpenFile) with 1 MiB
+// segments, so that a test's load rolls them. Open databases are closed at
 // the end of the test.
-func NewBadgerStore(t testing.TB, n int) *BadgerStore {
-	b := &BadgerStore{t: t, dbs: make([]*log.BadgerDB, n), logs: make([][]log.Log, n)}
+func NewFileStore(t testing.TB, n int) *DiskStore {
+	return newDiskStore(t, n, func(i int, dir string) (Database, error) {
+		return log.OpenFile(dir, log.FileOptions{SegmentSize: 1 << 20})
+	})
+}
+
+func newDiskStore(t testing.TB, n int, open func(i int, dir string) (Database, error)) *DiskStore {
+	b := &DiskStore{t: t, open: open, dbs: make([]Database, n), logs: make([][]log.Log, n)}
 	root := t.TempDir()
 	for i := range n {
 		b.dirs = append(b.dirs, filepath.Join(root, fmt.Sprintf("node-%d", i)))
@@ -40,14 +68,14 @@ func NewBadgerStore(t testing.TB, n int) *BadgerStore {
 // Logs opens node i's database (if it is not open) and returns its three
 // logs. While the database stays open (a Stop, not a Crash, in between), it
 // returns the same logs again.
-func (b *BadgerStore) Logs(i int) (promise, accepted, recorded log.Log) {
+func (b *DiskStore) Logs(i int) (promise, accepted, recorded log.Log) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if l := b.logs[i]; l != nil {
 		return l[0], l[1], l[2]
 	}
 	if b.dbs[i] == nil {
-		db, err := log.OpenBadger(b.dirs[i], log.BadgerOptions{Identity: fmt.Sprintf("paxostest/node-%d", i)})
+		db, err := b.open(i, b.dirs[i])
 		if err != nil {
 			b.t.Fatalf("node %d: opening %s: %v", i, b.dirs[i], err)
 		}
@@ -66,7 +94,7 @@ func (b *BadgerStore) Logs(i int) (promise, accepted, recorded log.Log) {
 }
 
 // Close closes node i's database, wherever its node is.
-func (b *BadgerStore) Close(i int) {
+func (b *DiskStore) Close(i int) {
 	b.mu.Lock()
 	db := b.dbs[i]
 	b.dbs[i], b.logs[i] = nil, nil
@@ -79,8 +107,8 @@ func (b *BadgerStore) Close(i int) {
 }
 
 // DB returns node i's open database (nil while it is closed), for tests
-// that open more prefixes in it or read its Stats.
-func (b *BadgerStore) DB(i int) *log.BadgerDB {
+// that open more logs in it or read its Stats.
+func (b *DiskStore) DB(i int) Database {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.dbs[i]
