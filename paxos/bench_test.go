@@ -19,7 +19,7 @@ import (
 //
 //	go test -run x -bench Propose -benchtime 20000x ./paxos
 func BenchmarkPropose(b *testing.B) {
-	for _, store := range []string{"memory", "badger"} {
+	for _, store := range []string{"memory", "file", "badger"} {
 		for _, clients := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/clients=%d", store, clients), func(b *testing.B) {
 				benchPropose(b, store, clients, false)
@@ -37,9 +37,14 @@ func benchPropose(b *testing.B, store string, clients int, viaFollower bool) {
 		cfg.HeartbeatInterval = 50 * time.Millisecond
 		cfg.RPCTimeout = time.Second
 	}}
-	var bs *paxostest.BadgerStore
-	if store == "badger" {
+	var bs *paxostest.DiskStore
+	switch store {
+	case "badger":
 		bs = paxostest.NewBadgerStore(b, 3)
+	case "file":
+		bs = paxostest.NewFileStore(b, 3)
+	}
+	if bs != nil {
 		opts.Logs, opts.CloseLogs = bs.Logs, bs.Close
 	}
 	c := paxostest.NewCluster(b, 3, opts)
