@@ -89,17 +89,21 @@ type FileDB struct {
 	logger *slog.Logger
 	lock   *os.File // held open for the directory lock; nil where locks are unsupported
 
-	mu      sync.Mutex
-	mems    map[string]*Memory  // every Log's records, open or not
-	open    map[string]*fileLog // open handles by name
-	queue   []*fileReq          // encoded, applied to mems, not yet written
-	queued  int                 // bytes in queue
-	lazy    int                 // bytes of lazy requests in queue
-	writing bool                // a writer owns the file fields below
-	idle    *sync.Cond          // signalled when writing goes false
-	timer   clockwork.Timer     // the lazy writes' deadline; nil if not armed
-	closed  bool
-	err     atomic.Pointer[error] // set once a write failed: the database is unusable
+	mu   sync.Mutex
+	mems map[string]*Memory  // every Log's records, open or not
+	open map[string]*fileLog // open handles by name
+	// durableFirst is each Log's truncation point as of the frames synced
+	// so far (mems may be ahead: changes are applied when queued).
+	durableFirst map[string]uint64
+	queue        []*fileReq      // encoded, applied to mems, not yet written
+	queued       int             // bytes in queue
+	lazy         int             // bytes of lazy requests in queue
+	writing      bool            // a writer owns the file fields below
+	idle         *sync.Cond      // signalled when writing goes false
+	timer        clockwork.Timer // the lazy writes' deadline; nil if not armed
+	timerGen     uint64          // identifies the armed timer to its callback
+	closed       bool
+	err          atomic.Pointer[error] // set once a write failed: the database is unusable
 
 	// Owned by the writer (writing set), or by OpenFile and Close.
 	seg     *os.File
@@ -123,9 +127,11 @@ var (
 
 // fileReq is one Write, WriteLazy or TruncateBelow, encoded.
 type fileReq struct {
-	ops  []byte
-	lazy bool
-	done chan error // capacity 1; nil for lazy requests
+	ops      []byte
+	lazy     bool
+	name     string     // the Log
+	truncate uint64     // a TruncateBelow's slot, or 0
+	done     chan error // capacity 1; nil for lazy requests
 }
 
 // OpenFile opens, creating it if needed, the FileDB in dir. It replays the
@@ -144,11 +150,12 @@ func OpenFile(dir string, opts FileOptions) (*FileDB, error) {
 		return nil, fmt.Errorf("log: file directory: %w", err)
 	}
 	db := &FileDB{
-		dir:    dir,
-		opts:   o,
-		logger: o.Logger.With("dir", dir),
-		mems:   make(map[string]*Memory),
-		open:   make(map[string]*fileLog),
+		dir:          dir,
+		opts:         o,
+		logger:       o.Logger.With("dir", dir),
+		mems:         make(map[string]*Memory),
+		open:         make(map[string]*fileLog),
+		durableFirst: make(map[string]uint64),
 	}
 	db.idle = sync.NewCond(&db.mu)
 	if db.lock, err = lockDir(dir); err != nil {
@@ -292,7 +299,7 @@ func (db *FileDB) submit(ctx context.Context, l *fileLog, r *fileReq, apply func
 			db.writing = true
 			go db.lead(nil)
 		case db.timer == nil:
-			db.timer = db.opts.Clock.AfterFunc(fileLazyDelay, db.flushLazy)
+			db.armLazyLocked()
 		}
 		db.mu.Unlock()
 		return nil
@@ -312,10 +319,19 @@ func (db *FileDB) submit(ctx context.Context, l *fileLog, r *fileReq, apply func
 	return <-r.done
 }
 
-// flushLazy writes lazy requests whose wait is over.
-func (db *FileDB) flushLazy() {
+// armLazyLocked starts the lazy writes' deadline. The caller holds db.mu.
+func (db *FileDB) armLazyLocked() {
+	db.timerGen++
+	gen := db.timerGen
+	db.timer = db.opts.Clock.AfterFunc(fileLazyDelay, func() { db.flushLazy(gen) })
+}
+
+// flushLazy writes lazy requests whose wait is over; gen is the timer's.
+func (db *FileDB) flushLazy(gen uint64) {
 	db.mu.Lock()
-	db.timer = nil
+	if db.timerGen == gen {
+		db.timer = nil // not a newer timer armed after this one fired
+	}
 	if db.writing || db.closed || len(db.queue) == 0 {
 		db.mu.Unlock()
 		return
@@ -359,13 +375,24 @@ func (db *FileDB) lead(own *fileReq) {
 
 		err := db.failed()
 		if err == nil && len(group) > 0 {
-			err = db.writeGroup(group)
+			var rolled []*fileReq
+			rolled, err = db.writeGroup(group)
+			group = append(group, rolled...)
 			if err != nil {
 				err = fmt.Errorf("log: file write in %q: %w", db.dir, err)
 				db.logger.Error("log: write failed; the database refuses every further call", "err", err)
 				db.err.CompareAndSwap(nil, &err)
 				err = db.failed()
 			}
+		}
+		if err == nil {
+			db.mu.Lock()
+			for _, r := range group {
+				if r.truncate > db.durableFirst[r.name] {
+					db.durableFirst[r.name] = r.truncate
+				}
+			}
+			db.mu.Unlock()
 		}
 		answered := own == nil
 		for _, r := range group {
@@ -400,7 +427,7 @@ func (db *FileDB) lead(own *fileReq) {
 			db.writing = false
 			db.idle.Broadcast()
 			if db.timer == nil {
-				db.timer = db.opts.Clock.AfterFunc(fileLazyDelay, db.flushLazy)
+				db.armLazyLocked()
 			}
 			db.mu.Unlock()
 			return
@@ -416,18 +443,19 @@ func (db *FileDB) lead(own *fileReq) {
 	}
 }
 
-// writeGroup writes the requests as one frame and fdatasyncs it, starting a
-// new segment first if the frame does not fit in this one (the new
-// segment's snapshot then holds the group, which is not written again).
-func (db *FileDB) writeGroup(group []*fileReq) error {
+// writeGroup writes the requests as one frame and fdatasyncs it. If the
+// frame does not fit in this segment, it starts a new one instead, whose
+// snapshot holds the group and every request still queued: those are taken
+// off the queue and returned, durable with the group.
+func (db *FileDB) writeGroup(group []*fileReq) (rolled []*fileReq, err error) {
 	start := time.Now()
 	size := 0
 	for _, r := range group {
 		size += len(r.ops)
 	}
 	if db.off+int64(frameHeaderLen+size) > db.segSize {
-		if err := db.roll(); err != nil {
-			return err
+		if rolled, err = db.roll(); err != nil {
+			return rolled, err
 		}
 	} else {
 		db.buf = db.buf[:0]
@@ -437,10 +465,10 @@ func (db *FileDB) writeGroup(group []*fileReq) error {
 		}
 		sealFrame(db.buf)
 		if _, err := db.seg.WriteAt(db.buf, db.off); err != nil {
-			return err
+			return nil, err
 		}
 		if err := fdatasync(db.seg); err != nil {
-			return err
+			return nil, err
 		}
 		db.seq++
 		db.off += int64(len(db.buf))
@@ -452,23 +480,28 @@ func (db *FileDB) writeGroup(group []*fileReq) error {
 	db.syncs.Add(1)
 	db.syncNanos.Add(uint64(d))
 	db.syncHist[syncBucketOf(d)].Add(1)
-	return nil
+	return rolled, nil
 }
 
 // segmentName is the file name of segment n.
 func segmentName(n uint64) string { return fmt.Sprintf("%016x.wal", n) }
 
 // roll replaces the current segment with a new one that starts with a
-// snapshot of every Log, as of now: it includes every queued request (they
-// are applied to memory when queued), so those need not be written again,
-// though they may be (replaying a change twice in order changes nothing).
+// snapshot of every Log as of now. Requests are applied to memory when they
+// are queued, so the snapshot holds every queued request too: roll takes
+// them all off the queue and returns them, to be answered with the group
+// that did not fit. (Writing them again after the snapshot would be wrong:
+// a crash that kept only some of those frames would replay a mix of
+// snapshot and older values, tearing a later Write.)
 //
 // The new segment is written, fdatasynced, renamed into place and the
 // directory fsynced before the old one is deleted, so a crash at any point
 // leaves either the old segment or the new one as the newest complete one.
-func (db *FileDB) roll() error {
+func (db *FileDB) roll() (taken []*fileReq, err error) {
 	db.mu.Lock()
 	chunks := db.snapshotLocked()
+	taken = db.queue
+	db.queue, db.queued, db.lazy = nil, 0, 0
 	db.mu.Unlock()
 
 	snapLen := 0
@@ -480,13 +513,14 @@ func (db *FileDB) roll() error {
 	size = (size + 1<<20 - 1) &^ (1<<20 - 1)
 	f, err := db.takeSpare(size)
 	if err != nil {
-		return err
+		return taken, err
 	}
 	no := db.segNo + 1
-	buf := appendFrameHeader(nil, db.seq+1, segmentHeaderLen)
-	buf = appendSegmentHeader(buf, no)
-	sealFrame(buf)
 	seq := db.seq + 1
+	snapEnd := seq + uint64(len(chunks)) // the sequence number of the last snapshot frame
+	buf := appendFrameHeader(nil, seq, segmentHeaderLen)
+	buf = appendSegmentHeader(buf, no, snapEnd)
+	sealFrame(buf)
 	for _, c := range chunks {
 		seq++
 		start := len(buf)
@@ -495,25 +529,24 @@ func (db *FileDB) roll() error {
 		sealFrame(buf[start:])
 	}
 	tmp := f.Name()
-	if _, err := f.WriteAt(buf, 0); err != nil {
+	fail := func(err error) ([]*fileReq, error) {
 		f.Close()
 		os.Remove(tmp)
-		return err
+		return taken, err
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return fail(err)
 	}
 	if err := fdatasync(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	path := filepath.Join(db.dir, segmentName(no))
 	if err := os.Rename(tmp, path); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if err := syncDir(db.dir); err != nil {
 		f.Close()
-		return err
+		return taken, err
 	}
 	old := db.seg
 	oldPath := filepath.Join(db.dir, segmentName(db.segNo))
@@ -523,7 +556,7 @@ func (db *FileDB) roll() error {
 		db.logger.Warn("log: removing an old segment", "file", oldPath, "err", err)
 	}
 	db.prepareSpare(db.opts.SegmentSize)
-	return nil
+	return taken, nil
 }
 
 // snapshotLocked encodes every Log's truncation point and live records, in
@@ -568,7 +601,12 @@ type fileLog struct {
 // Durable reports true: a returned Write is fdatasynced.
 func (l *fileLog) Durable() bool { return true }
 
-func (l *fileLog) check() error {
+// check reports why l cannot be used: ctx's error first (as the Log
+// contract asks), then ErrClosed, then a failed write.
+func (l *fileLog) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -592,13 +630,13 @@ func (l *fileLog) write(ctx context.Context, lazy bool, recs []Record) error {
 		return err
 	}
 	if len(recs) == 0 {
-		return l.check()
+		return l.check(ctx)
 	}
 	ops := appendOpLog(nil, l.name)
 	for _, r := range recs {
 		ops = appendOpSet(ops, r.Slot, r.Value)
 	}
-	return l.db.submit(ctx, l, &fileReq{ops: ops, lazy: lazy}, func(m *Memory) {
+	return l.db.submit(ctx, l, &fileReq{ops: ops, lazy: lazy, name: l.name}, func(m *Memory) {
 		_ = m.Write(context.Background(), recs...)
 	})
 }
@@ -609,21 +647,27 @@ func (l *fileLog) TruncateBelow(ctx context.Context, slot uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := l.check(); err != nil {
+	if err := l.check(ctx); err != nil {
 		return err
 	}
-	if first, _ := l.mem.First(ctx); slot <= first {
+	l.db.mu.Lock()
+	durable := slot <= l.db.durableFirst[l.name]
+	l.db.mu.Unlock()
+	if durable {
 		return nil
 	}
+	// Submitted even if memory's truncation point is already at slot: the
+	// request that moved it may not be synced yet, and this one's sync
+	// covers it.
 	ops := appendOpTruncate(appendOpLog(nil, l.name), slot)
-	return l.db.submit(ctx, l, &fileReq{ops: ops}, func(m *Memory) {
+	return l.db.submit(ctx, l, &fileReq{ops: ops, name: l.name, truncate: slot}, func(m *Memory) {
 		_ = m.TruncateBelow(context.Background(), slot)
 	})
 }
 
 // Get implements Log.Get.
 func (l *fileLog) Get(ctx context.Context, slot uint64) ([]byte, error) {
-	if err := l.check(); err != nil {
+	if err := l.check(ctx); err != nil {
 		return nil, err
 	}
 	return l.mem.Get(ctx, slot)
@@ -631,7 +675,7 @@ func (l *fileLog) Get(ctx context.Context, slot uint64) ([]byte, error) {
 
 // Range implements Log.Range.
 func (l *fileLog) Range(ctx context.Context, from, to uint64, fn func(Record) error) error {
-	if err := l.check(); err != nil {
+	if err := l.check(ctx); err != nil {
 		return err
 	}
 	return l.mem.Range(ctx, from, to, fn)
@@ -639,7 +683,7 @@ func (l *fileLog) Range(ctx context.Context, from, to uint64, fn func(Record) er
 
 // Last implements Log.Last.
 func (l *fileLog) Last(ctx context.Context) (Record, error) {
-	if err := l.check(); err != nil {
+	if err := l.check(ctx); err != nil {
 		return Record{}, err
 	}
 	return l.mem.Last(ctx)
@@ -647,7 +691,7 @@ func (l *fileLog) Last(ctx context.Context) (Record, error) {
 
 // First implements Log.First.
 func (l *fileLog) First(ctx context.Context) (uint64, error) {
-	if err := l.check(); err != nil {
+	if err := l.check(ctx); err != nil {
 		return 0, err
 	}
 	return l.mem.First(ctx)

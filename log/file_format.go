@@ -30,25 +30,26 @@ import (
 //	[16:]   body
 //
 // The first frame's body is the segment header: the magic "SYNODWAL", a
-// format version byte, and the segment's number (8 bytes). Every other
-// body is a sequence of operations:
+// format version byte, the segment's number (8 bytes) and the sequence
+// number of the snapshot's last frame (8 bytes; the header's own for a
+// segment without a snapshot). The snapshot frames were synced before the
+// segment was renamed into place, so damage to any of them is corruption,
+// never a torn write. Every other body is a sequence of operations:
 //
 //	1 (log)       uvarint length, name: the Log the next operations are about
 //	2 (set)       uvarint slot, uvarint length, value
 //	3 (truncate)  uvarint slot: the Log's truncation point moves up to slot
 //
 // Replaying the operations of the newest segment in order rebuilds every
-// Log. An operation may appear twice (a snapshot includes requests that
-// were still queued and are written again after it); replaying it again
-// changes nothing, because the outcome of a sequence of sets and truncations
-// depends only on the last set of each slot and the highest truncation.
+// Log. A roll's snapshot holds every request queued when it was taken, and
+// those are not written again.
 const (
 	frameHeaderLen   = 16
 	maxFrameBody     = 64 << 20
 	snapshotChunk    = 4 << 20
 	segmentMagic     = "SYNODWAL"
 	segmentVersion   = 1
-	segmentHeaderLen = len(segmentMagic) + 1 + 8
+	segmentHeaderLen = len(segmentMagic) + 1 + 8 + 8
 	binaryMaxVarint  = binary.MaxVarintLen64
 
 	opLog      = 1
@@ -72,10 +73,11 @@ func sealFrame(f []byte) {
 	binary.LittleEndian.PutUint32(f[4:8], crc32.Checksum(f[8:], castagnoli))
 }
 
-func appendSegmentHeader(b []byte, no uint64) []byte {
+func appendSegmentHeader(b []byte, no, snapEnd uint64) []byte {
 	b = append(b, segmentMagic...)
 	b = append(b, segmentVersion)
-	return binary.LittleEndian.AppendUint64(b, no)
+	b = binary.LittleEndian.AppendUint64(b, no)
+	return binary.LittleEndian.AppendUint64(b, snapEnd)
 }
 
 func appendOpLog(b []byte, name string) []byte {
@@ -103,10 +105,11 @@ func frameAt(data []byte, off int) (body []byte, seq uint64, ok bool) {
 		return nil, 0, false
 	}
 	h := data[off : off+frameHeaderLen]
-	n := int(binary.LittleEndian.Uint32(h[0:4]))
-	if n > maxFrameBody || len(data)-off-frameHeaderLen < n {
+	n32 := binary.LittleEndian.Uint32(h[0:4])
+	if n32 > maxFrameBody || uint64(len(data)-off-frameHeaderLen) < uint64(n32) {
 		return nil, 0, false
 	}
+	n := int(n32)
 	f := data[off : off+frameHeaderLen+n]
 	if crc32.Checksum(f[8:], castagnoli) != binary.LittleEndian.Uint32(h[4:8]) {
 		return nil, 0, false
@@ -187,7 +190,7 @@ func (db *FileDB) create() error {
 		return err
 	}
 	buf := appendFrameHeader(nil, 1, segmentHeaderLen)
-	buf = appendSegmentHeader(buf, 1)
+	buf = appendSegmentHeader(buf, 1, 1)
 	sealFrame(buf)
 	if _, err := f.WriteAt(buf, 0); err == nil {
 		err = fdatasync(f)
@@ -226,6 +229,7 @@ func (db *FileDB) replay(no uint64) error {
 	case binary.LittleEndian.Uint64(body[len(segmentMagic)+1:]) != no:
 		return fmt.Errorf("%w: %s says it is segment %d", ErrCorrupt, path, binary.LittleEndian.Uint64(body[len(segmentMagic)+1:]))
 	}
+	snapEnd := binary.LittleEndian.Uint64(body[len(segmentMagic)+9:])
 	off := frameHeaderLen + len(body)
 	for {
 		body, s, ok := frameAt(data, off)
@@ -237,6 +241,10 @@ func (db *FileDB) replay(no uint64) error {
 		}
 		off += frameHeaderLen + len(body)
 		seq = s
+	}
+	if seq < snapEnd {
+		return fmt.Errorf("%w: %s: the snapshot is damaged at offset %d (it ends at frame %d, frame %d is the last intact one)",
+			ErrCorrupt, path, off, snapEnd, seq)
 	}
 	// What follows the last intact frame must be zeros, or a write that a
 	// crash cut short: it was never fsynced, so never acknowledged, and
@@ -257,6 +265,9 @@ func (db *FileDB) replay(no uint64) error {
 		return fmt.Errorf("log: opening segment: %w", err)
 	}
 	db.seg, db.segNo, db.segSize, db.off, db.seq = f, no, int64(len(data)), int64(off), seq
+	for name, m := range db.mems {
+		db.durableFirst[name] = m.first
+	}
 	return nil
 }
 
