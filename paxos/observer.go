@@ -36,8 +36,6 @@ type Observer struct {
 	clients []ObserverClient // by acceptor index
 	self    int
 
-	events chan observed
-
 	wake chan struct{} // cap 1: the writer has work
 
 	mu      sync.Mutex
@@ -70,7 +68,6 @@ func newObserver(ctx context.Context, recorded, accepted log.Log, held func(from
 		clock:    clock,
 		recorded: recorded,
 		delay:    delay,
-		events:   make(chan observed, 256),
 		changed:  make(chan struct{}),
 		st:       newObserverState(1),
 		wake:     make(chan struct{}, 1),
@@ -192,17 +189,6 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-o.events:
-			o.handle(ctx, m)
-		drain:
-			for range 64 {
-				select {
-				case m := <-o.events:
-					o.handle(ctx, m)
-				default:
-					break drain
-				}
-			}
 		case <-tick.Chan():
 			o.mu.Lock()
 			lag := o.st.lagging()
@@ -256,10 +242,10 @@ func (o *Observer) follow(ctx context.Context, idx int, rng *rand.Rand) {
 					break
 				}
 				backoff = 10 * time.Millisecond
-				select {
-				case o.events <- observed{idx: idx, ev: ev}:
-				case <-ctx.Done():
-				}
+				// Handled here, not handed to another goroutine: one hop
+				// less per event, and a full recording queue holds up
+				// this stream (flow control) rather than a channel.
+				o.handle(ctx, observed{idx: idx, ev: ev})
 				if ctx.Err() != nil {
 					break
 				}
