@@ -17,23 +17,26 @@ import (
 //
 // Every state change is persisted, in the order it was decided, before the
 // reply that depends on it is returned: requests that arrive together share
-// one log write (group commit). No lock is held across I/O.
+// one log write (group commit). The first request to find no write in
+// progress writes, on its own goroutine, everything queued, then hands what
+// queued meanwhile to a goroutine of its own once its reply is ready. No
+// lock is held across I/O.
 type Acceptor struct {
 	logger      *slog.Logger
 	promiseLog  log.Log
 	acceptedLog log.Log
 	hooks       acceptorHooks
 
-	mu       sync.Mutex
-	st       *acceptorState
-	running  bool
-	jobs     chan *writeJob // ordered writes for the committer; sent under mu
-	stopping chan struct{}  // closed when the committer stops taking jobs
+	mu      sync.Mutex
+	st      *acceptorState
+	running bool
+	runCtx  context.Context // run's; the writes' context
+	pending []*writeJob     // decided, in order, not yet taken by a writer
+	writing bool            // a goroutine is writing (see commit)
+	idle    *sync.Cond      // on mu: broadcast when writing goes false
 
 	// failed: a write failed, so the state may be ahead of the disk; the
-	// acceptor never replies again. Atomic because the committer must never
-	// take mu while it consumes jobs (senders hold mu while they wait for
-	// room in the queue).
+	// acceptor never replies again.
 	failed atomic.Bool
 
 	// durablePrefix is st.chosenPrefix as of the last persisted job: every
@@ -90,6 +93,7 @@ type writeJob struct {
 	truncate Slot
 	event    *ObserveEvent
 	errc     chan error // nil: nobody waits
+	taken    bool       // a writer took it (under the acceptor's mu)
 }
 
 var errAcceptorFailed = errors.New("paxos: acceptor could not persist its state")
@@ -105,6 +109,7 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 		subs:        make(map[*observeSub]struct{}),
 		truncKick:   make(chan struct{}, 1),
 	}
+	a.idle = sync.NewCond(&a.mu)
 	var promised Ballot
 	var done Slot
 	if v, err := promiseLog.Get(ctx, uint64(metaPromised)); err == nil {
@@ -144,14 +149,13 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 	return a, done, nil
 }
 
-// run persists jobs in order until ctx ends.
+// run lets the acceptor take requests until ctx ends. Writes run on the
+// goroutines of the requests (commit); run only starts and stops.
 func (a *Acceptor) run(ctx context.Context) {
 	a.mu.Lock()
-	a.jobs = make(chan *writeJob, 1024)
-	a.stopping = make(chan struct{})
+	a.runCtx = ctx
 	a.running = true
 	a.durablePrefix.Store(uint64(a.st.chosenPrefix))
-	jobs, stopping := a.jobs, a.stopping
 	a.mu.Unlock()
 	truncCtx, stopTruncator := context.WithCancel(ctx)
 	truncatorDone := make(chan struct{})
@@ -163,81 +167,100 @@ func (a *Acceptor) run(ctx context.Context) {
 		stopTruncator()
 		<-truncatorDone
 	}()
-	defer func() {
-		// Unblock senders waiting on a full queue while holding a.mu
-		// before taking a.mu ourselves.
-		close(stopping)
-		a.mu.Lock()
-		a.running = false
-		a.mu.Unlock()
-		// A clean stop: persist what is still queued (no more is queued
-		// now), so the last done watermark survives; but reply to nobody.
-		var rest []*writeJob
-		for {
-			select {
-			case j := <-jobs:
-				rest = append(rest, j)
-				continue
-			default:
-			}
-			break
+	<-ctx.Done()
+	a.mu.Lock()
+	a.running = false
+	for a.writing {
+		a.idle.Wait()
+	}
+	rest := a.pending
+	a.pending = nil
+	a.mu.Unlock()
+	// A clean stop: persist what is still queued (no more is queued now),
+	// so the last done watermark survives; but reply to nobody.
+	if len(rest) > 0 && !a.failed.Load() {
+		if err := a.persist(context.WithoutCancel(ctx), rest); err != nil {
+			a.logger.Warn("persisting queued state at stop failed", "err", err)
 		}
-		if len(rest) > 0 {
-			if err := a.persist(context.WithoutCancel(ctx), rest); err != nil {
-				a.logger.Warn("persisting queued state at stop failed", "err", err)
-			}
+	}
+	for _, j := range rest {
+		if j.errc != nil {
+			j.errc <- ErrStopped
 		}
-		for _, j := range rest {
-			if j.errc != nil {
-				j.errc <- ErrStopped
-			}
-		}
-		a.closeSubs()
-	}()
-	batch := make([]*writeJob, 0, 64)
+	}
+	a.closeSubs()
+}
+
+// maxCommitBatch bounds the jobs one write takes.
+const maxCommitBatch = 64
+
+// commit is run by the writer (the caller set a.writing under a.mu): it
+// persists the pending jobs in order, a batch per turn. With own set (the
+// caller's job), it returns once own is answered, handing what is still
+// pending to a goroutine of its own, so that the caller replies now.
+func (a *Acceptor) commit(own *writeJob) {
+	answered := own == nil
 	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
+		a.mu.Lock()
+		if len(a.pending) == 0 || !a.running {
+			// Stopping: run persists what is left.
+			a.writing = false
+			a.idle.Broadcast()
+			a.mu.Unlock()
 			return
-		case j := <-jobs:
-			batch = append(batch, j)
 		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case j := <-jobs:
-				batch = append(batch, j)
-			default:
-				break drain
-			}
+		if answered && own != nil {
+			a.mu.Unlock()
+			go a.commit(nil) // inherits a.writing
+			return
 		}
-		err := a.persist(ctx, batch)
-		if err != nil {
-			// The state in memory is now ahead of the disk: this acceptor
-			// must never reply again (fail-stop), or a restart could
-			// come back with a lower promise than one it acknowledged.
-			a.logger.Error("acceptor write failed; the acceptor stops answering", "err", err)
-			err = fmt.Errorf("%w: %w", errAcceptorFailed, err)
-			a.failed.Store(true)
-			a.notifyDurable()
-		} else {
-			var prefix Slot
-			for _, j := range batch {
-				prefix = max(prefix, j.prefix)
-				if j.event != nil {
-					a.publish(j.event)
-				}
-			}
-			if uint64(prefix) > a.durablePrefix.Load() {
-				a.durablePrefix.Store(uint64(prefix))
-				a.notifyDurable()
-			}
-		}
+		n := min(len(a.pending), maxCommitBatch)
+		batch := a.pending[:n:n]
 		for _, j := range batch {
-			if j.errc != nil {
-				j.errc <- err
+			j.taken = true
+		}
+		a.pending = a.pending[n:]
+		if len(a.pending) == 0 {
+			a.pending = nil
+		}
+		ctx := a.runCtx
+		a.mu.Unlock()
+		a.commitBatch(ctx, batch)
+		for _, j := range batch {
+			answered = answered || j == own
+		}
+	}
+}
+
+// commitBatch persists one batch, publishes its events and answers it.
+func (a *Acceptor) commitBatch(ctx context.Context, batch []*writeJob) {
+	var err error
+	if a.failed.Load() {
+		err = errAcceptorFailed
+	} else if err = a.persist(ctx, batch); err != nil {
+		// The state in memory is now ahead of the disk: this acceptor
+		// must never reply again (fail-stop), or a restart could come
+		// back with a lower promise than one it acknowledged.
+		a.logger.Error("acceptor write failed; the acceptor stops answering", "err", err)
+		err = fmt.Errorf("%w: %w", errAcceptorFailed, err)
+		a.failed.Store(true)
+		a.notifyDurable()
+	} else {
+		var prefix Slot
+		for _, j := range batch {
+			prefix = max(prefix, j.prefix)
+			if j.event != nil {
+				a.publish(j.event)
 			}
+		}
+		if uint64(prefix) > a.durablePrefix.Load() {
+			a.durablePrefix.Store(uint64(prefix))
+			a.notifyDurable()
+		}
+	}
+	for _, j := range batch {
+		if j.errc != nil {
+			j.errc <- err
 		}
 	}
 }
@@ -330,16 +353,35 @@ func (a *Acceptor) truncator(ctx context.Context) {
 	}
 }
 
-// enqueue queues a job; the caller holds a.mu and has checked usable. It
-// reports false if the committer stopped meanwhile.
+// enqueue queues a job; the caller holds a.mu and has checked usable. A
+// job nobody waits for (errc nil) is written by the writer in progress or
+// by a new goroutine. A job with errc is written by its caller, who must
+// call write(j) after releasing a.mu, unless another writer takes it.
 func (a *Acceptor) enqueue(j *writeJob) bool {
-	j.prefix = a.st.chosenPrefix
-	select {
-	case a.jobs <- j:
-		return true
-	case <-a.stopping:
+	if !a.running {
 		return false
 	}
+	j.prefix = a.st.chosenPrefix
+	a.pending = append(a.pending, j)
+	if j.errc == nil && !a.writing {
+		a.writing = true
+		go a.commit(nil)
+	}
+	return true
+}
+
+// write makes sure queued job j gets written: by the caller, now, if no
+// write is in progress. The caller does not hold a.mu; it then waits on
+// j.errc.
+func (a *Acceptor) write(j *writeJob) {
+	a.mu.Lock()
+	if a.writing || j.taken {
+		a.mu.Unlock()
+		return // the writer takes j with its next batch, or took it
+	}
+	a.writing = true
+	a.mu.Unlock()
+	a.commit(j)
 }
 
 // usableLocked reports why the acceptor cannot take a request, if so.
@@ -390,6 +432,7 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 	if !queued {
 		return nil, ErrStopped
 	}
+	a.write(j)
 	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
 	}
@@ -463,6 +506,7 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 	if !queued {
 		return nil, ErrStopped
 	}
+	a.write(j)
 	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
 	}
@@ -531,6 +575,7 @@ func (a *Acceptor) sync(ctx context.Context) error {
 	if !queued {
 		return ErrStopped
 	}
+	a.write(j)
 	return wait(ctx, j.errc)
 }
 
