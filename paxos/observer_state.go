@@ -28,9 +28,29 @@ type observerState struct {
 	maxKnown Slot
 }
 
+// slotVotes counts the acceptors' entries at one slot. Nearly always
+// there is one ballot, kept inline; others go to a map.
 type slotVotes struct {
-	byBallot     map[Ballot]*ballotVotes
-	chosenBallot Ballot // an acceptor marked this ballot's entry chosen
+	ballot       Ballot                  // the first ballot heard of
+	votes        ballotVotes             // ballot's
+	others       map[Ballot]*ballotVotes // other ballots; nil until one comes
+	chosenBallot Ballot                  // an acceptor marked this ballot's entry chosen
+}
+
+// get returns b's votes, adding an empty count if add is set, or nil.
+func (sv *slotVotes) get(b Ballot, add bool) *ballotVotes {
+	if b == sv.ballot {
+		return &sv.votes
+	}
+	if bv := sv.others[b]; bv != nil || !add {
+		return bv
+	}
+	if sv.others == nil {
+		sv.others = make(map[Ballot]*ballotVotes, 1)
+	}
+	bv := &ballotVotes{}
+	sv.others[b] = bv
+	return bv
 }
 
 type ballotVotes struct {
@@ -62,7 +82,7 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 		s.commitHint = ev.Commit
 		s.maxKnown = max(s.maxKnown, ev.Commit)
 	}
-	decided := make([]Entry, 0, len(ev.Entries))
+	var decided []Entry // most events decide nothing new (on the leader, all)
 	for _, e := range ev.Entries {
 		s.maxKnown = max(s.maxKnown, e.Slot+1)
 		if e.Slot < s.min || s.known(e.Slot) {
@@ -77,14 +97,10 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 			continue
 		}
 		if sv == nil {
-			sv = &slotVotes{byBallot: make(map[Ballot]*ballotVotes, 1)}
+			sv = &slotVotes{ballot: e.Ballot}
 			s.pending[e.Slot] = sv
 		}
-		bv := sv.byBallot[e.Ballot]
-		if bv == nil {
-			bv = &ballotVotes{}
-			sv.byBallot[e.Ballot] = bv
-		}
+		bv := sv.get(e.Ballot, true)
 		if !bv.hasValue && (e.NoOp || len(e.Value) > 0) {
 			bv.hasValue, bv.noop, bv.value = true, e.NoOp, e.Value
 		}
@@ -95,7 +111,11 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 			sv.chosenBallot = e.Ballot
 		}
 		var win *ballotVotes
-		if cb := sv.byBallot[sv.chosenBallot]; sv.chosenBallot != 0 && cb != nil && cb.hasValue {
+		var cb *ballotVotes
+		if sv.chosenBallot != 0 {
+			cb = sv.get(sv.chosenBallot, false)
+		}
+		if cb != nil && cb.hasValue {
 			win = cb
 		} else if bv.hasValue && bits.OnesCount64(bv.voters) >= s.quorum {
 			win = bv
