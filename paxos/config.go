@@ -49,7 +49,9 @@ type Config struct {
 	// alive and how far the log is committed. Must be well below
 	// ElectionTimeout. Default 50ms.
 	HeartbeatInterval time.Duration
-	// RPCTimeout bounds each call to a remote role. Default 1s.
+	// RPCTimeout bounds each call to a remote role (a leader's calls to an
+	// acceptor share a deadline for a tenth of it, so one is cut off after
+	// between 0.9 and 1 RPCTimeout). Default 1s.
 	RPCTimeout time.Duration
 	// MaxBatch is the most values one Accept carries. 1 turns batching off.
 	// Default 256.
