@@ -192,7 +192,8 @@ func (db *FileDB) create() error {
 	buf := appendFrameHeader(nil, 1, segmentHeaderLen)
 	buf = appendSegmentHeader(buf, 1, 1)
 	sealFrame(buf)
-	if _, err := f.WriteAt(buf, 0); err == nil {
+	_, err = f.WriteAt(buf, 0)
+	if err == nil {
 		err = fdatasync(f)
 	}
 	if err == nil {
