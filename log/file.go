@@ -137,7 +137,9 @@ type fileReq struct {
 // OpenFile opens, creating it if needed, the FileDB in dir. It replays the
 // newest segment, repairing a torn write at its end (a frame that a crash
 // cut short, which was never acknowledged: it is dropped, and the drop is
-// logged). It fails with an error wrapping ErrLocked if another open
+// logged). It reads the segment whole, so it needs about a segment's size
+// of memory for a moment (the larger of SegmentSize and twice the live
+// records). It fails with an error wrapping ErrLocked if another open
 // database holds dir, ErrNotLog if dir holds other files, and ErrCorrupt if
 // a segment cannot be read back (a bad frame followed by good ones is
 // damage, not a torn write; the error names the file and offset).
