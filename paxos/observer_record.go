@@ -31,6 +31,12 @@ const (
 	// entryOverhead is what an entry costs beyond its value, as counted
 	// against the two bounds above.
 	entryOverhead = 64
+	// recordLinger: woken with less than recordLingerBytes queued, the
+	// writer waits this long (on the node's Clock) for more before it
+	// writes, so that a slow trickle of decisions (one value at a time)
+	// costs one write per millisecond rather than one per value.
+	recordLinger      = time.Millisecond
+	recordLingerBytes = 256 << 10
 )
 
 // cachedEntry is a decided entry held in memory.
@@ -114,6 +120,19 @@ func (o *Observer) record(ctx context.Context) {
 			}
 			cancel()
 			return
+		}
+		o.mu.Lock()
+		small := o.queuedBytes < recordLingerBytes
+		o.mu.Unlock()
+		if small {
+			select {
+			case <-o.clock.After(recordLinger):
+			case <-ctx.Done():
+			}
+			select {
+			case <-o.wake: // what it was woken for meanwhile is written now
+			default:
+			}
 		}
 		if err := o.writeQueued(ctx, false); err != nil {
 			if ctx.Err() != nil {
