@@ -32,6 +32,7 @@ type Acceptor struct {
 	running bool
 	runCtx  context.Context // run's; the writes' context
 	pending []*writeJob     // decided, in order, not yet taken by a writer
+	taking  []*writeJob     // the writer's batch (its backing array reused)
 	writing bool            // a goroutine is writing (see commit)
 	idle    *sync.Cond      // on mu: broadcast when writing goes false
 
@@ -214,21 +215,27 @@ func (a *Acceptor) commit(own *writeJob) {
 			go a.commit(nil) // inherits a.writing
 			return
 		}
+		// The batch is copied out and pending shifted down in place, so
+		// neither backing array is reallocated for every job.
 		n := min(len(a.pending), maxCommitBatch)
-		batch := a.pending[:n:n]
+		batch := append(a.taking[:0], a.pending[:n]...)
+		a.taking = nil // this writer's until it is done with it
 		for _, j := range batch {
 			j.taken = true
 		}
-		a.pending = a.pending[n:]
-		if len(a.pending) == 0 {
-			a.pending = nil
-		}
+		rest := copy(a.pending, a.pending[n:])
+		clear(a.pending[rest:])
+		a.pending = a.pending[:rest]
 		ctx := a.runCtx
 		a.mu.Unlock()
 		a.commitBatch(ctx, batch)
 		for _, j := range batch {
 			answered = answered || j == own
 		}
+		clear(batch)
+		a.mu.Lock()
+		a.taking = batch[:0]
+		a.mu.Unlock()
 	}
 }
 
