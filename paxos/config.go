@@ -22,8 +22,8 @@ type Config struct {
 	// PromiseLog, AcceptedLog and RecordedLog hold the acceptor's promise
 	// (and the node's done watermark), the acceptor's accepted entries, and
 	// the observer's chosen values. Required. They must be durable
-	// (log.Badger) unless Volatile is set; they may be three prefixes of one
-	// database.
+	// (log.OpenFile or log.OpenBadger) unless Volatile is set; they may be
+	// three Logs of one database.
 	PromiseLog  log.Log
 	AcceptedLog log.Log
 	RecordedLog log.Log
@@ -92,7 +92,8 @@ type Config struct {
 	// values be chosen for one slot. A volatile node must therefore never
 	// be restarted into a cluster that outlived it under the same ID; use
 	// it for tests, or for a cluster whose nodes all start fresh together.
-	// For a node that must survive restarts, use log.Badger.
+	// For a node that must survive restarts, use log.OpenFile or
+	// log.OpenBadger.
 	Volatile bool
 
 	// Seed seeds the randomness of election timeouts and backoff. Default:
@@ -152,7 +153,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("PromiseLog, AcceptedLog and RecordedLog are required"))
 	}
 	if d.PromiseLog != nil && d.AcceptedLog != nil && !d.Volatile && (!log.IsDurable(d.PromiseLog) || !log.IsDurable(d.AcceptedLog)) {
-		errs = append(errs, fmt.Errorf("%w: PromiseLog and AcceptedLog must be durable (log.Badger), or set Config.Volatile for tests", ErrNotDurable))
+		errs = append(errs, fmt.Errorf("%w: PromiseLog and AcceptedLog must be durable (log.OpenFile, log.OpenBadger), or set Config.Volatile for tests", ErrNotDurable))
 	}
 	if d.AcceptorDialer == nil || d.ObserverDialer == nil || d.ProposerDialer == nil {
 		errs = append(errs, errors.New("AcceptorDialer, ObserverDialer and ProposerDialer are required (see TransportDialers)"))

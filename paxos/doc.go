@@ -65,7 +65,7 @@
 // The recorded log is different: it is this node's copy of values already
 // chosen, so the observer delivers a value as soon as it knows it chosen,
 // and writes it to the recorded log in batches without waiting (with
-// log.WriteLazy, so on a Badger log it shares the acceptor's next fsync
+// log.WriteLazy, so on a FileDB or Badger log it shares the acceptor's next fsync
 // instead of paying its own). A crash can lose the unwritten tail; the
 // restarted node learns those slots again from the acceptors, which keep
 // every chosen value until Min (or a compaction) passes it. This departs

@@ -113,6 +113,6 @@ var (
 	ErrTooLarge = errors.New("paxos: value too large")
 
 	// ErrNotDurable: the acceptor's logs do not survive a restart and
-	// Config.Volatile was not set. Use durable logs (log.Badger).
+	// Config.Volatile was not set. Use durable logs (log.OpenFile, log.OpenBadger).
 	ErrNotDurable = errors.New("paxos: acceptor log is not durable")
 )
