@@ -96,7 +96,6 @@ type FileDB struct {
 	// so far (mems may be ahead: changes are applied when queued).
 	durableFirst map[string]uint64
 	queue        []*fileReq      // encoded, applied to mems, not yet written
-	queued       int             // bytes in queue
 	lazy         int             // bytes of lazy requests in queue
 	writing      bool            // a writer owns the file fields below
 	idle         *sync.Cond      // signalled when writing goes false
@@ -291,7 +290,6 @@ func (db *FileDB) submit(ctx context.Context, l *fileLog, r *fileReq, apply func
 		r.done = make(chan error, 1)
 	}
 	db.queue = append(db.queue, r)
-	db.queued += len(r.ops)
 	if r.lazy {
 		db.lazy += len(r.ops)
 		switch {
@@ -366,7 +364,6 @@ func (db *FileDB) lead(own *fileReq) {
 		if len(db.queue) == 0 {
 			db.queue = nil
 		}
-		db.queued -= size
 		db.lazy = 0
 		for _, r := range db.queue {
 			if r.lazy {
@@ -414,7 +411,7 @@ func (db *FileDB) lead(own *fileReq) {
 					r.done <- db.failed()
 				}
 			}
-			db.queue, db.queued, db.lazy = nil, 0, 0
+			db.queue, db.lazy = nil, 0
 			db.writing = false
 			db.idle.Broadcast()
 			db.mu.Unlock()
@@ -503,7 +500,7 @@ func (db *FileDB) roll() (taken []*fileReq, err error) {
 	db.mu.Lock()
 	chunks := db.snapshotLocked()
 	taken = db.queue
-	db.queue, db.queued, db.lazy = nil, 0, 0
+	db.queue, db.lazy = nil, 0
 	db.mu.Unlock()
 
 	snapLen := 0
