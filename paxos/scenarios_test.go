@@ -117,7 +117,13 @@ func heapInUse() uint64 {
 func TestForgetMemory(t *testing.T) {
 	// Not parallel: it measures the heap.
 	const n = 6
-	c := paxostest.NewCluster(t, n, paxostest.Options{Seed: 5})
+	// Megabyte values: under the race detector every copy of one costs
+	// milliseconds of CPU, and six nodes on two cores then miss the
+	// cluster's usual 150 ms election timeout and depose each leader in
+	// turn. This test is about memory, not elections: give them time.
+	c := paxostest.NewCluster(t, n, paxostest.Options{Seed: 5, Configure: func(_ int, cfg *paxos.Config) {
+		cfg.ElectionTimeout, cfg.RPCTimeout = 2*time.Second, 2*time.Second
+	}})
 	defer c.CheckAgreement()
 	c.P(0).ProposeAt(0, []byte("x"))
 	c.WaitDecided(0, n, wait)
