@@ -2,8 +2,8 @@ package paxos
 
 import "sync/atomic"
 
-// Metrics are counters of what one node's proposer has done since New.
-// They only grow.
+// Metrics are counters of what one node's proposer and observer have done
+// since New. They only grow.
 type Metrics struct {
 	Campaigns uint64 // phase 1 rounds started (each a new ballot)
 	Elected   uint64 // phase 1 rounds won (leaderships)
@@ -11,10 +11,15 @@ type Metrics struct {
 	Batches   uint64 // Accepts carrying entries, counted once per batch
 	Chosen    uint64 // slots this node saw chosen while leading
 	// Deferred counts Accepts not handed to a follower at once because
-	// its send queue was full (the leader is outrunning it). Each is
-	// retried while its batch is not yet chosen; once it is, the follower
-	// learns those slots by catching up from its peers.
+	// its send queue was full (the leader is outrunning it). They wait in
+	// a bounded backlog for that follower and go out merged, chosen or
+	// not, as its queue drains, so its acceptor misses nothing; only past
+	// the backlog's bound does the follower learn slots by catching up.
 	Deferred uint64
+	// Catchups counts the times this node's observer opened streams to
+	// the other acceptors because its own acceptor lacked chosen slots (a
+	// lost Accept, a partition, a restart, a follower too far behind).
+	Catchups uint64
 }
 
 type metrics struct {
@@ -31,5 +36,6 @@ func (p *Paxos) Metrics() Metrics {
 		Batches:   m.batches.Load(),
 		Chosen:    m.chosen.Load(),
 		Deferred:  m.deferred.Load(),
+		Catchups:  p.observer.catchups.Load(),
 	}
 }

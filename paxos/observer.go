@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -37,6 +38,8 @@ type Observer struct {
 	self    int
 
 	wake chan struct{} // cap 1: the writer has work
+
+	catchups atomic.Uint64 // times remote streams were opened (Metrics)
 
 	mu      sync.Mutex
 	st      *observerState
@@ -182,7 +185,13 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 		}
 	}
 	defer stopRemote()
+	// Catching up starts only once the watermark has been stuck at the
+	// same slot for a CatchupDelay while a later slot is known chosen: a
+	// watermark that moves is being filled by the node's own acceptor
+	// (Accepts of one leader arrive out of order, and a queue at the
+	// leader drains late, while the commit point they carry runs ahead).
 	var laggingSince, caughtUp time.Time
+	var stuckAt Slot
 	tick := o.clock.NewTicker(max(o.delay/2, time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -191,7 +200,7 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 			return
 		case <-tick.Chan():
 			o.mu.Lock()
-			lag := o.st.lagging()
+			lag, wm := o.st.lagging(), o.st.watermark
 			o.mu.Unlock()
 			now := o.clock.Now()
 			switch {
@@ -209,12 +218,13 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 				}
 			case remote.cancel != nil:
 				caughtUp = time.Time{} // still catching up
-			case laggingSince.IsZero():
-				laggingSince = now
+			case laggingSince.IsZero() || wm != stuckAt:
+				laggingSince, stuckAt = now, wm
 			case remote.cancel == nil && now.Sub(laggingSince) >= o.delay && len(clients) > 1:
 				var rctx context.Context
 				rctx, remote.cancel = context.WithCancel(ctx)
 				o.logger.Debug("observer catching up from peers")
+				o.catchups.Add(1)
 				for i := range clients {
 					if i != self {
 						follow(rctx, i)

@@ -3,6 +3,7 @@ package paxos_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,7 @@ func TestOverloadIsBounded(t *testing.T) {
 		}
 	}
 	p := c.P(leader)
+	chosenBefore := p.Metrics().Chosen
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	value := make([]byte, 4096)
@@ -73,15 +75,19 @@ sample:
 		}
 	}
 	wg.Wait()
-	t.Logf("chosen %d, timed out %d, peak leader queue %d (MaxPending %d)", chosen.Load(), timedOut.Load(), peak, maxPending)
+	slots := p.Metrics().Chosen - chosenBefore
+	t.Logf("%d slots chosen; %d Proposes returned them, %d timed out; peak leader queue %d (MaxPending %d)", slots, chosen.Load(), timedOut.Load(), peak, maxPending)
 	if peak > maxPending {
 		t.Errorf("the leader queued %d values, MaxPending is %d", peak, maxPending)
 	}
 	if timedOut.Load() == 0 {
 		t.Errorf("no Propose waited past its context: the overload did not push back")
 	}
-	if chosen.Load() < 20 {
-		t.Errorf("only %d values chosen under overload", chosen.Load())
+	// Progress is counted in slots chosen, not in Proposes that returned
+	// in time: with 300 callers queued for 64 places, which of them get a
+	// place before their 100 ms end depends on the machine's load.
+	if slots < 20 {
+		t.Errorf("only %d values chosen under overload", slots)
 	}
 	for i := range 3 {
 		paxos.SetAcceptorFault(c.P(i), nil)
@@ -184,5 +190,55 @@ func TestSlowFollowerMemoryBounded(t *testing.T) {
 	}
 	if c.P(leader).Min() == 0 {
 		t.Fatal("Min never moved: the test did not exercise release")
+	}
+}
+
+// A follower that falls far behind (every Accept costs it 100 ms, while
+// the other follower makes the quorum) overflows its send queue at the
+// leader; what did not fit waits in the leader's backlog for it and goes
+// out merged, chosen or not, as it drains. So its acceptor ends up with
+// every slot, and its observer never has to fill holes from the other
+// acceptors. (Before the backlog, the overflowing Accepts were retried only
+// while not yet chosen, and the follower's observer caught up over remote
+// streams, which at high rates kept it behind.)
+func TestSlowFollowerMissesNothing(t *testing.T) {
+	t.Parallel()
+	const values = 600
+	c := paxostest.NewCluster(t, 3, paxostest.Options{Seed: 13, Configure: func(i int, cfg *paxos.Config) {
+		cfg.MaxInflight = 2 // a send queue of 24 Accepts per peer
+	}})
+	defer c.CheckAgreement()
+	leader := c.Leader(wait)
+	slow := (leader + 1) % 3
+	var slowing atomic.Bool
+	slowing.Store(true)
+	paxos.SetAcceptorFault(c.P(slow), func(stage string) error {
+		if stage == "received" && slowing.Load() {
+			time.Sleep(100 * time.Millisecond) // the slow disk being simulated
+		}
+		return nil
+	})
+	defer paxos.SetAcceptorFault(c.P(slow), nil)
+	before := c.P(leader).Metrics().Deferred
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var last paxos.Slot
+	for i := range values {
+		s, err := c.P(leader).Propose(ctx, []byte(fmt.Sprintf("v%d", i)))
+		if err != nil {
+			t.Fatalf("Propose %d: %v", i, err)
+		}
+		last = max(last, s)
+	}
+	slowing.Store(false)
+	c.WaitDecided(last, 3, wait)
+	deferred := c.P(leader).Metrics().Deferred - before
+	catchups := c.P(slow).Metrics().Catchups
+	t.Logf("%d values; %d Accepts to the slow follower deferred; its observer caught up from peers %d times", values, deferred, catchups)
+	if deferred == 0 {
+		t.Fatal("no Accept was deferred: the slow follower's queue never overflowed, so the test proved nothing")
+	}
+	if catchups != 0 {
+		t.Errorf("the slow follower's observer caught up from its peers %d times: its acceptor missed slots", catchups)
 	}
 }

@@ -33,6 +33,8 @@ type Proposer struct {
 	// sendq: a slow peer's queue is bounded by bytes too (sendQueueBytes),
 	// not only by count, since each waiting Accept pins its batch.
 	sendBytes []atomic.Int64
+	// sendEntries counts the entries of the Accepts waiting in each sendq.
+	sendEntries []atomic.Int64
 
 	props  chan *proposal // proposals for the loop (bounded: back-pressure)
 	events chan func()    // results and timers, executed by the loop
@@ -77,6 +79,13 @@ type Proposer struct {
 	lastFailure time.Time // the last forwarding failure
 	commitSeen  Slot      // the commit point at commitAt
 	commitAt    time.Time // when the commit point last moved (or a leadership began)
+	// backlog holds, per peer, the batches that found its send queue full,
+	// in slot order, until there is room (drainBacklog); it is bounded
+	// (maxBacklog). Sent late, even once chosen, they keep the peer's
+	// acceptor free of holes, which its observer would otherwise have to
+	// fill from the other acceptors.
+	backlog      [][]*batch
+	backlogBytes []int64
 }
 
 // commitMark is a leader's commit point in its ballot, and the Min it knew.
@@ -152,6 +161,8 @@ type sendJob struct {
 	accept  *Accept
 	prepare *Prepare
 	batch   *batch
+	more    []*batch // further batches whose entries accept carries
+	bytes   int64    // value bytes of accept's entries, counted in sendBytes
 }
 
 func newProposer(cfg Config, node *Paxos) *Proposer {
@@ -181,6 +192,9 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	p.lastOK = make([]time.Time, n)
 	p.sendq = make([]chan sendJob, n)
 	p.sendBytes = make([]atomic.Int64, n)
+	p.sendEntries = make([]atomic.Int64, n)
+	p.backlog = make([][]*batch, n)
+	p.backlogBytes = make([]int64, n)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := range n {
@@ -381,27 +395,118 @@ func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
 }
 
 func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
-	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry}
 	p.lastSent[i] = p.clock.Now()
-	if q := p.sendBytes[i].Load(); q > 0 && q+b.bytes > p.sendQueueBytes() {
-		p.metrics.deferred.Add(1)
-		p.retryLater(i, b)
+	if !retry && len(p.backlog[i]) > 0 {
+		p.addBacklog(i, b) // behind earlier ones: keep the order
 		return
 	}
-	p.sendBytes[i].Add(b.bytes)
+	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry, bytes: b.bytes}
+	if !p.enqueue(i, job) {
+		if retry {
+			p.metrics.deferred.Add(1)
+			p.retryLater(i, b)
+		} else {
+			p.addBacklog(i, b)
+		}
+	}
+}
+
+// enqueue puts job in peer i's send queue if it has room, by count and by
+// bytes (sendQueueBytes).
+func (p *Proposer) enqueue(i int, job sendJob) bool {
+	if q := p.sendBytes[i].Load(); q > 0 && q+job.bytes > p.sendQueueBytes() {
+		return false
+	}
+	p.sendBytes[i].Add(job.bytes)
+	p.sendEntries[i].Add(int64(len(job.accept.Entries)))
 	select {
 	case p.sendq[i] <- job:
+		return true
 	default:
-		p.sendBytes[i].Add(-b.bytes)
-		p.metrics.deferred.Add(1)
-		p.retryLater(i, b) // the peer is slow; try again later
+		p.took(i, job)
+		return false
+	}
+}
+
+// took uncounts a job taken from peer i's queue.
+func (p *Proposer) took(i int, job sendJob) {
+	if job.accept != nil {
+		p.sendBytes[i].Add(-job.bytes)
+		p.sendEntries[i].Add(-int64(len(job.accept.Entries)))
 	}
 }
 
 // sendQueueBytes bounds the value bytes queued for one peer beyond those
-// in flight; an Accept that would pass it waits (retryLater), as when the
-// queue is full.
+// in flight; an Accept that would pass it waits, as when the queue is
+// full.
 func (p *Proposer) sendQueueBytes() int64 { return 4 * int64(p.cfg.MaxBatchBytes) }
+
+// maxBacklog bounds a peer's backlog, in batches and value bytes; past it
+// the oldest batches are given up on: the peer's observer learns those
+// slots from the other acceptors (a batch not yet chosen is retried
+// instead, as after a failed call).
+func (p *Proposer) maxBacklog() (batches int, bytes int64) {
+	return 4 * max(p.cfg.MaxBatch, 256), p.sendQueueBytes()
+}
+
+func (p *Proposer) addBacklog(i int, b *batch) {
+	p.metrics.deferred.Add(1)
+	p.backlog[i] = append(p.backlog[i], b)
+	p.backlogBytes[i] += b.bytes
+	maxN, maxBytes := p.maxBacklog()
+	for len(p.backlog[i]) > 1 && (len(p.backlog[i]) > maxN || p.backlogBytes[i] > maxBytes) {
+		old := p.backlog[i][0]
+		p.backlog[i][0] = nil
+		p.backlog[i] = p.backlog[i][1:]
+		p.backlogBytes[i] -= old.bytes
+		if !old.done.Load() {
+			p.retryLater(i, old)
+		}
+	}
+}
+
+// drainBacklog sends peer i's backlog while its queue has room, the
+// batches merged into Accepts of up to MaxBatch values and MaxBatchBytes.
+// Only the loop fills the queues, so room seen here stays.
+func (p *Proposer) drainBacklog(i int) {
+	q := p.backlog[i]
+	for len(q) > 0 && len(p.sendq[i]) < cap(p.sendq[i]) {
+		if p.st.role != leader || q[0].ballot != p.st.ballot {
+			q = nil // of an earlier leadership: nothing to do with it
+			break
+		}
+		k, n, size := 0, 0, int64(0)
+		for k < len(q) && q[k].ballot == q[0].ballot {
+			m, sz := len(q[k].entries), q[k].bytes
+			if k > 0 && (n+m > p.cfg.MaxBatch || size+sz > int64(p.cfg.MaxBatchBytes)) {
+				break
+			}
+			k, n, size = k+1, n+m, size+sz
+		}
+		entries := q[0].entries
+		if k > 1 {
+			entries = make([]Entry, 0, n)
+			for _, b := range q[:k] {
+				entries = append(entries, b.entries...)
+			}
+		}
+		job := sendJob{kind: jobAccept, accept: p.acceptMsg(q[0].ballot, entries), batch: q[0], bytes: size}
+		if k > 1 {
+			job.more = append([]*batch(nil), q[1:k]...)
+		}
+		if !p.enqueue(i, job) {
+			break // over the byte bound: wait for the queue to shrink
+		}
+		clear(q[:k])
+		q = q[k:]
+		p.backlogBytes[i] -= size
+	}
+	if len(q) == 0 {
+		q = nil
+		p.backlogBytes[i] = 0
+	}
+	p.backlog[i] = q
+}
 
 func (p *Proposer) retryLater(i int, b *batch) {
 	// AfterFunc runs on its own goroutine, so it may wait for room in the
@@ -415,7 +520,13 @@ func (p *Proposer) retryLater(i int, b *batch) {
 	})
 }
 
-// sender runs calls to acceptor i, one at a time.
+// sender runs calls to acceptor i, one at a time. The Accepts queued for
+// the peer when a sender takes one go out with it, merged into one call
+// (mergeQueued): a peer that fell behind (a slow disk, a descheduled
+// process) gets what it missed in a few large calls, at its own pace,
+// instead of one call per batch until its queue overflows and the batches
+// that find it full are chosen without it, leaving holes its observer
+// must fill from the other acceptors.
 func (p *Proposer) sender(ctx context.Context, i int) {
 	// One deadline context serves the calls of the next tenth of
 	// RPCTimeout (a timer per call cost 5% of the CPU of a small Propose),
@@ -425,15 +536,17 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 	cancel := func() {}
 	defer func() { cancel() }()
 	var expires time.Time
+	var carry sendJob // taken from the queue while merging, sent next
 	for {
-		var job sendJob
-		select {
-		case <-ctx.Done():
-			return
-		case job = <-p.sendq[i]:
-		}
-		if job.batch != nil {
-			p.sendBytes[i].Add(-job.batch.bytes)
+		job := carry
+		carry = sendJob{}
+		if job.accept == nil && job.prepare == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case job = <-p.sendq[i]:
+			}
+			p.took(i, job)
 		}
 		if job.retry && job.batch.done.Load() {
 			continue // chosen meanwhile; the peer learns it by catching up
@@ -449,6 +562,7 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 			b := job.prepare.Ballot
 			p.post(ctx, func() { p.onPromise(i, b, rep, err) })
 		case jobAccept, jobHeartbeat:
+			job, carry = p.mergeQueued(i, job)
 			p.freshen(job.accept)
 			var rep *Accepted
 			var err error
@@ -457,10 +571,82 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 			} else {
 				rep, err = p.clients[i].Accept(cctx, job.accept)
 			}
-			b, bt := job.accept.Ballot, job.batch
-			p.post(ctx, func() { p.onAccepted(i, b, bt, rep, err) })
+			b, bt, more := job.accept.Ballot, job.batch, job.more
+			p.post(ctx, func() {
+				p.onAccepted(i, b, bt, rep, err)
+				for _, bt := range more {
+					p.onAccepted(i, b, bt, rep, err)
+				}
+				p.drainBacklog(i)
+			})
 		}
 	}
+}
+
+// mergeQueued folds into job (an Accept or heartbeat, taken from peer i's
+// queue) the Accepts and heartbeats of the same ballot queued behind it,
+// but only while all that is queued fits with it in MaxBatch values and
+// MaxBatchBytes: a peer never gets a larger call than a full batch, and a
+// job is never taken from the queue (and so from the other senders) only
+// to wait for this sender's call. It returns the merged job (its batches
+// in batch and more) and a job it took but could not merge (a Prepare or
+// another ballot's), which the sender must send next.
+func (p *Proposer) mergeQueued(i int, job sendJob) (merged sendJob, carry sendJob) {
+	q := p.sendq[i]
+	if len(q) == 0 {
+		return job, sendJob{}
+	}
+	n, size := len(job.accept.Entries), job.bytes
+	var entries []Entry // merged entries, once more than job's own
+	for len(q) > 0 && n+int(p.sendEntries[i].Load()) <= p.cfg.MaxBatch && size+p.sendBytes[i].Load() <= int64(p.cfg.MaxBatchBytes) {
+		var next sendJob
+		select {
+		case next = <-q:
+		default:
+		}
+		if next.accept == nil && next.prepare == nil {
+			break // another sender took it
+		}
+		p.took(i, next)
+		if next.retry && next.batch.done.Load() {
+			continue
+		}
+		if next.kind == jobPrepare || next.accept.Ballot != job.accept.Ballot {
+			carry = next
+			break
+		}
+		k, sz := len(next.accept.Entries), next.bytes
+		// The later message carries the later commit point, Min, done
+		// watermark and chosen list; the entries are the union.
+		if k > 0 {
+			if entries == nil {
+				entries = append(make([]Entry, 0, n+k), job.accept.Entries...)
+			}
+			entries = append(entries, next.accept.Entries...)
+			n, size = n+k, size+sz
+			job.bytes = size
+		}
+		a := next.accept
+		a.Commit = max(a.Commit, job.accept.Commit)
+		a.Min = max(a.Min, job.accept.Min)
+		a.Done = max(a.Done, job.accept.Done)
+		if entries != nil {
+			a.Entries = entries
+		} else {
+			a.Entries = job.accept.Entries
+		}
+		switch {
+		case job.batch == nil:
+			job.batch, job.more = next.batch, next.more
+		case next.batch != nil:
+			job.more = append(append(job.more, next.batch), next.more...)
+		}
+		if n > 0 {
+			job.kind = jobAccept
+		}
+		job.accept = a
+	}
+	return job, carry
 }
 
 func (p *Proposer) onAccepted(i int, b Ballot, bt *batch, rep *Accepted, err error) {
@@ -561,6 +747,9 @@ func (p *Proposer) lostLeadership(promised Ballot) {
 	}
 	p.queue = nil
 	p.inflight = 0
+	for i := range p.backlog {
+		p.backlog[i], p.backlogBytes[i] = nil, 0
+	}
 	clear(p.st.slots)
 	p.touch()
 	p.timeout = p.randomTimeout()
@@ -597,6 +786,9 @@ func (p *Proposer) onTick(ctx context.Context) {
 			return
 		}
 		p.fillHoles(now)
+		for i := range p.members {
+			p.drainBacklog(i)
+		}
 		for i := range p.members {
 			if i == p.self || now.Sub(p.lastSent[i]) < p.cfg.HeartbeatInterval {
 				continue
