@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/synod-go/synod/log"
 )
 
 // Proposer is the proposer role of one node. Its decisions are made by a
 // proposerState owned by a single loop goroutine; calls to acceptors run on
 // a fixed pool of sender goroutines per acceptor and report back to the
 // loop, so no lock is ever held across I/O and no goroutine is started per
-// value.
+// value. (The exception is the node's own acceptor when its logs are
+// log.Memory: its writes never block, so the loop calls it directly.)
 type Proposer struct {
 	cfg    Config
 	logger *slog.Logger
@@ -86,6 +89,21 @@ type Proposer struct {
 	// fill from the other acceptors.
 	backlog      [][]*batch
 	backlogBytes []int64
+	// inlineSelf: the node's acceptor keeps its state in memory logs, so
+	// the loop calls it directly instead of through a sender (two
+	// goroutine hand-offs less per batch); its replies wait in
+	// selfReplies until the loop is done with what it is doing.
+	inlineSelf  bool
+	selfReplies []selfReply
+}
+
+// selfReply is the local acceptor's answer to an Accept the loop sent it
+// directly (inlineSelf).
+type selfReply struct {
+	b   Ballot
+	bt  *batch
+	rep *Accepted
+	err error
 }
 
 // commitMark is a leader's commit point in its ballot, and the Min it knew.
@@ -195,6 +213,7 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	p.sendEntries = make([]atomic.Int64, n)
 	p.backlog = make([][]*batch, n)
 	p.backlogBytes = make([]int64, n)
+	p.inlineSelf = isMemory(p.node.acceptor.promiseLog) && isMemory(p.node.acceptor.acceptedLog)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := range n {
@@ -244,7 +263,27 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 		case <-tick.Chan():
 			p.onTick(ctx)
 		}
+		p.takeSelfReplies()
 	}
+}
+
+// isMemory reports whether l is the log package's in-memory Log, whose
+// writes never block.
+func isMemory(l log.Log) bool {
+	_, ok := l.(*log.Memory)
+	return ok
+}
+
+// takeSelfReplies handles the local acceptor's replies to the Accepts the
+// loop sent it directly, including those sent while handling them.
+func (p *Proposer) takeSelfReplies() {
+	for len(p.selfReplies) > 0 {
+		r := p.selfReplies[0]
+		p.selfReplies[0] = selfReply{}
+		p.selfReplies = p.selfReplies[1:]
+		p.onAccepted(p.self, r.b, r.bt, r.rep, r.err)
+	}
+	p.selfReplies = p.selfReplies[:0:0]
 }
 
 func (p *Proposer) tickEvery() time.Duration {
@@ -378,8 +417,11 @@ func (p *Proposer) flush() {
 		p.inflight++
 		p.metrics.batches.Add(1)
 		for i := range p.members {
-			p.sendAccept(i, b, false)
+			if i != p.self {
+				p.sendAccept(i, b, false)
+			}
 		}
+		p.sendAccept(p.self, b, false) // last: it may be answered at once (inlineSelf)
 	}
 }
 
@@ -396,6 +438,15 @@ func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
 
 func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 	p.lastSent[i] = p.clock.Now()
+	if i == p.self && p.inlineSelf {
+		if retry && b.done.Load() {
+			return
+		}
+		a := p.acceptMsg(b.ballot, b.entries)
+		rep, err := p.node.acceptor.Accept(p.runCtx, a)
+		p.selfReplies = append(p.selfReplies, selfReply{b: b.ballot, bt: b, rep: rep, err: err})
+		return
+	}
 	if !retry && len(p.backlog[i]) > 0 {
 		p.addBacklog(i, b) // behind earlier ones: keep the order
 		return
