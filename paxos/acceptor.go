@@ -536,23 +536,39 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 // chosen in ballot b, so the leader's node learns without a message.
 func (a *Acceptor) markChosen(b Ballot, commit Slot, chosen []Slot) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.usableLocked() != nil {
+		a.mu.Unlock()
 		return
 	}
 	oldCommit, oldForgotten := a.st.commit, a.st.forgotten
 	marked := a.st.markChosen(b, commit, chosen)
-	if ev := a.eventLocked(nil, marked, oldCommit, oldForgotten); ev != nil {
-		// A mark writes nothing, so it is published now rather than
-		// behind the queued writes: queued, it waited for the fsync of the
-		// next batch's entries, which doubled the leader's delivery
-		// latency. The marked entries are chosen (a quorum has them on
-		// disk) whether or not this acceptor's own copy is durable yet, and
-		// durablePrefix, which replays trust, still moves only with the
-		// jobs that pass through the committer in order: the empty job
-		// below carries the new chosen prefix there (it writes nothing).
-		a.publish(ev)
-		a.enqueue(&writeJob{})
+	ev := a.eventLocked(nil, marked, oldCommit, oldForgotten)
+	if ev == nil {
+		a.mu.Unlock()
+		return
+	}
+	// A mark writes nothing, so it is published now rather than behind
+	// the queued writes: queued, it waited for the fsync of the next
+	// batch's entries, which doubled the leader's delivery latency. The
+	// marked entries are chosen (a quorum has them on disk) whether or not
+	// this acceptor's own copy is durable yet, and durablePrefix, which
+	// replays trust, still moves only with the jobs that pass through the
+	// committer in order: an empty job carries the new chosen prefix
+	// there, behind the writes queued or in progress. With none, every
+	// change so far is persisted and the prefix is durable now (a job
+	// would start a writer goroutine, and make the next request wait for
+	// it, for nothing).
+	a.publish(ev)
+	moved := false
+	if len(a.pending) > 0 || a.writing {
+		a.pending = append(a.pending, &writeJob{prefix: a.st.chosenPrefix})
+	} else if p := uint64(a.st.chosenPrefix); p > a.durablePrefix.Load() {
+		a.durablePrefix.Store(p)
+		moved = true
+	}
+	a.mu.Unlock()
+	if moved {
+		a.notifyDurable()
 	}
 }
 
