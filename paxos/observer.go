@@ -185,13 +185,18 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 		}
 	}
 	defer stopRemote()
-	// Catching up starts only once the watermark has been stuck at the
-	// same slot for a CatchupDelay while a later slot is known chosen: a
-	// watermark that moves is being filled by the node's own acceptor
-	// (Accepts of one leader arrive out of order, and a queue at the
-	// leader drains late, while the commit point they carry runs ahead).
+	// Catching up starts once the node is a CatchupDelay behind: at
+	// laggingSince the slots below target were known chosen, and a
+	// CatchupDelay later its watermark has still not reached target (a
+	// hole its own acceptor will not fill, or an acceptor that falls
+	// further and further behind). A node only momentarily behind, its
+	// own acceptor filling the watermark while the commit point it hears
+	// runs ahead (Accepts of one leader arrive out of order, and a
+	// leader's queue for a slow follower drains late), passes target
+	// sooner and starts over: streams from the other acceptors would only
+	// cost every node CPU.
 	var laggingSince, caughtUp time.Time
-	var stuckAt Slot
+	var target Slot
 	tick := o.clock.NewTicker(max(o.delay/2, time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -200,7 +205,7 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 			return
 		case <-tick.Chan():
 			o.mu.Lock()
-			lag, wm := o.st.lagging(), o.st.watermark
+			lag, wm, hint := o.st.lagging(), o.st.watermark, o.st.commitHint
 			o.mu.Unlock()
 			now := o.clock.Now()
 			switch {
@@ -218,8 +223,8 @@ func (o *Observer) run(ctx context.Context, clients []ObserverClient, self int, 
 				}
 			case remote.cancel != nil:
 				caughtUp = time.Time{} // still catching up
-			case laggingSince.IsZero() || wm != stuckAt:
-				laggingSince, stuckAt = now, wm
+			case laggingSince.IsZero() || wm >= target:
+				laggingSince, target = now, max(hint, wm+1)
 			case remote.cancel == nil && now.Sub(laggingSince) >= o.delay && len(clients) > 1:
 				var rctx context.Context
 				rctx, remote.cancel = context.WithCancel(ctx)

@@ -180,8 +180,8 @@ func TestSlowFollowerMemoryBounded(t *testing.T) {
 	stopApps()
 	apps.Wait()
 	growth := int64(peak) - int64(base)
-	t.Logf("%d values of %d KB through a cluster with one slow follower: heap peaked %d MB above the %d MB baseline over %d samples (limit %d MB); Min %d",
-		values, valueSize>>10, growth>>20, base>>20, samples, limit>>20, c.P(leader).Min())
+	t.Logf("%d values of %d KB through a cluster with one slow follower: heap peaked %d MB above the %d MB baseline over %d samples (limit %d MB); Min %d; %d Accepts to it deferred, it caught up from its peers %d times",
+		values, valueSize>>10, growth>>20, base>>20, samples, limit>>20, c.P(leader).Min(), c.P(leader).Metrics().Deferred, c.P(slow).Metrics().Catchups)
 	if samples < 5 {
 		t.Fatalf("only %d heap samples were taken", samples)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,23 +248,36 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 			f()
 		case pr := <-props:
 			p.handleProposal(pr)
-			for range 256 {
-				if len(p.queue) >= p.cfg.MaxPending {
-					break
-				}
-				select {
-				case pr := <-p.props:
-					p.handleProposal(pr)
-					continue
-				default:
-				}
-				break
+			p.takeProposals()
+			if p.inflight == 0 && len(p.queue) < p.cfg.MaxBatch {
+				// The batch would go out now, not full. Callers just
+				// answered (whose values were chosen) may be about to
+				// propose again: let them run first, once, so that they
+				// join this batch rather than wait for the next.
+				runtime.Gosched()
+				p.takeProposals()
 			}
 			p.flush()
 		case <-tick.Chan():
 			p.onTick(ctx)
 		}
 		p.takeSelfReplies()
+	}
+}
+
+// takeProposals handles the proposals waiting in p.props, up to 256, while
+// the queue has room.
+func (p *Proposer) takeProposals() {
+	for range 256 {
+		if len(p.queue) >= p.cfg.MaxPending {
+			return
+		}
+		select {
+		case pr := <-p.props:
+			p.handleProposal(pr)
+		default:
+			return
+		}
 	}
 }
 
@@ -492,20 +506,21 @@ func (p *Proposer) took(i int, job sendJob) {
 // full.
 func (p *Proposer) sendQueueBytes() int64 { return 4 * int64(p.cfg.MaxBatchBytes) }
 
-// maxBacklog bounds a peer's backlog, in batches and value bytes; past it
-// the oldest batches are given up on: the peer's observer learns those
-// slots from the other acceptors (a batch not yet chosen is retried
-// instead, as after a failed call).
-func (p *Proposer) maxBacklog() (batches int, bytes int64) {
-	return 4 * max(p.cfg.MaxBatch, 256), p.sendQueueBytes()
-}
+// maxBacklog bounds a peer's backlog in batches; in bytes, the backlog and
+// the peer's queue together stay within sendQueueBytes (the bound the
+// queue alone has), so a follower slow with large values lags no further
+// than before there was a backlog. Past either bound the oldest batches
+// are given up on: the peer's observer learns those slots from the other
+// acceptors (a batch not yet chosen is retried instead, as after a failed
+// call). The backlog is for many small batches, the queue's count being
+// what overflows first at a high rate of small values.
+func (p *Proposer) maxBacklog() int { return 4 * max(p.cfg.MaxBatch, 256) }
 
 func (p *Proposer) addBacklog(i int, b *batch) {
 	p.metrics.deferred.Add(1)
 	p.backlog[i] = append(p.backlog[i], b)
 	p.backlogBytes[i] += b.bytes
-	maxN, maxBytes := p.maxBacklog()
-	for len(p.backlog[i]) > 1 && (len(p.backlog[i]) > maxN || p.backlogBytes[i] > maxBytes) {
+	for len(p.backlog[i]) > 0 && (len(p.backlog[i]) > p.maxBacklog() || p.backlogBytes[i]+p.sendBytes[i].Load() > p.sendQueueBytes()) {
 		old := p.backlog[i][0]
 		p.backlog[i][0] = nil
 		p.backlog[i] = p.backlog[i][1:]
