@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -82,11 +81,27 @@ func (m *Memory) Write(ctx context.Context, recs ...Record) error {
 	if m.writeErr != nil {
 		return fmt.Errorf("log: memory write failed (injected): %w", m.writeErr)
 	}
+	// The values are copied into one allocation per Write (a batch of
+	// small records otherwise costs an allocation each), each capped so
+	// that appending to one cannot run into the next.
+	total := 0
+	for _, r := range recs {
+		if r.Slot >= m.first {
+			total += len(r.Value)
+		}
+	}
+	arena := make([]byte, 0, total)
 	for _, r := range recs {
 		if r.Slot < m.first {
 			continue
 		}
-		m.put(Record{Slot: r.Slot, Value: bytes.Clone(r.Value)})
+		v := r.Value
+		if v != nil {
+			start := len(arena)
+			arena = append(arena, v...)
+			v = arena[start:len(arena):len(arena)]
+		}
+		m.put(Record{Slot: r.Slot, Value: v})
 	}
 	return nil
 }
