@@ -74,8 +74,10 @@ type Config struct {
 	// MaxValueSize is the largest value Propose accepts. Default 16 MiB.
 	MaxValueSize int
 	// CatchupDelay is how long an observer waits for the local acceptor to
-	// learn a slot it knows to be chosen before fetching it from peers.
-	// Default 2*HeartbeatInterval.
+	// learn the slots it knows to be chosen before fetching them from
+	// peers: it catches up once, a CatchupDelay after it saw itself behind,
+	// it has still not reached what was chosen then. Default
+	// 2*HeartbeatInterval.
 	CatchupDelay time.Duration
 
 	// HoleTimeout is how long a leader lets a slot below a chosen one stay
