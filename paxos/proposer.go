@@ -291,13 +291,12 @@ func isMemory(l log.Log) bool {
 // takeSelfReplies handles the local acceptor's replies to the Accepts the
 // loop sent it directly, including those sent while handling them.
 func (p *Proposer) takeSelfReplies() {
-	for len(p.selfReplies) > 0 {
-		r := p.selfReplies[0]
-		p.selfReplies[0] = selfReply{}
-		p.selfReplies = p.selfReplies[1:]
+	for k := 0; k < len(p.selfReplies); k++ { // onAccepted may append
+		r := p.selfReplies[k]
+		p.selfReplies[k] = selfReply{}
 		p.onAccepted(p.self, r.b, r.bt, r.rep, r.err)
 	}
-	p.selfReplies = p.selfReplies[:0:0]
+	p.selfReplies = p.selfReplies[:0]
 }
 
 func (p *Proposer) tickEvery() time.Duration {
