@@ -15,6 +15,8 @@ type Metrics struct {
 	// a bounded backlog for that follower and go out merged, chosen or
 	// not, as its queue drains, so its acceptor misses nothing; only past
 	// the backlog's bound does the follower learn slots by catching up.
+	// (A resend after a failed call that finds the queue full is counted
+	// too, and retried later while its batch is not chosen.)
 	Deferred uint64
 	// Catchups counts the times this node's observer opened streams to
 	// the other acceptors because its own acceptor lacked chosen slots (a

@@ -452,9 +452,6 @@ func (p *Proposer) acceptMsg(b Ballot, entries []Entry) *Accept {
 func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 	p.lastSent[i] = p.clock.Now()
 	if i == p.self && p.inlineSelf {
-		if retry && b.done.Load() {
-			return
-		}
 		a := p.acceptMsg(b.ballot, b.entries)
 		rep, err := p.node.acceptor.Accept(p.runCtx, a)
 		p.selfReplies = append(p.selfReplies, selfReply{b: b.ballot, bt: b, rep: rep, err: err})
@@ -853,8 +850,6 @@ func (p *Proposer) onTick(ctx context.Context) {
 		p.fillHoles(now)
 		for i := range p.members {
 			p.drainBacklog(i)
-		}
-		for i := range p.members {
 			if i == p.self || now.Sub(p.lastSent[i]) < p.cfg.HeartbeatInterval {
 				continue
 			}
