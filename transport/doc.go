@@ -49,6 +49,11 @@
 //
 // # Optional interfaces
 //
-// None yet. Capabilities added later come as small interfaces that a Conn or
-// Dialer may implement, found by type assertion, and are listed here.
+// Capabilities added later come as small interfaces that a Conn or Dialer
+// may implement, found by type assertion, and are listed here.
+//
+//   - AsyncConn: CallAsync starts a unary call without blocking, or fails
+//     at once with ErrWouldBlock, and reports the outcome to a callback.
+//     The paxos leader uses it to send Accepts from its event loop.
+//     transport/tcp and transport/mem implement it.
 package transport

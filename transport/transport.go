@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors a transport returns. Implementations wrap them with %w so callers
@@ -24,6 +25,11 @@ var (
 
 	// ErrTooLarge means a message exceeds the transport's maximum size.
 	ErrTooLarge = errors.New("transport: message too large")
+
+	// ErrWouldBlock means AsyncConn.CallAsync could not start the call
+	// without waiting (no connection is up, or its send buffer is full).
+	// Nothing was sent; the caller may use Call instead.
+	ErrWouldBlock = errors.New("transport: call would block")
 )
 
 // RemoteError is the error returned by a unary call whose remote handler
@@ -142,3 +148,27 @@ type UnaryHandler func(ctx context.Context, req []byte) ([]byte, error)
 // written). The returned error is not sent to the opener; transports may log
 // it.
 type StreamHandler func(s Stream) error
+
+// AsyncConn is an optional interface of a Conn whose unary calls can be
+// started without blocking the caller, for callers that run an event loop
+// and must never wait on the network (the paxos leader's). Detect it with a
+// type assertion; transport/tcp and transport/mem implement it.
+type AsyncConn interface {
+	// CallAsync starts a call of route with req and returns without waiting
+	// for the reply, nor for the socket: if the call cannot start at once
+	// it returns an error (wrapping ErrWouldBlock when waiting would have
+	// helped) and done is never called. CallAsync does not retain req.
+	//
+	// Otherwise done is called exactly once, with what Call would have
+	// returned, on a goroutine of the transport or from within cancel; it
+	// must not block for long, since it may hold up the delivery of other
+	// replies. The caller owns the reply slice.
+	//
+	// timeout is passed to the remote handler, whose context carries it as
+	// with Call. The transport does not expire the call itself: a caller
+	// that stops waiting calls cancel, after which done is called with an
+	// error wrapping context.Canceled unless it already ran. cancel may be
+	// called more than once and from any goroutine. Closing the Conn fails
+	// its calls in progress with ErrClosed.
+	CallAsync(route string, req []byte, timeout time.Duration, done func(reply []byte, err error)) (cancel func(), err error)
+}

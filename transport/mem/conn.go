@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/synod-go/synod/transport"
 )
 
@@ -53,6 +54,26 @@ type call struct {
 	reply    []byte
 	err      error
 	handler  *remoteContext // the handler's context, once the request is delivered
+}
+
+// CallAsync implements transport.AsyncConn with a goroutine running Call,
+// so an in-memory cluster exercises the same code paths as one over
+// transport/tcp. The call's context ends after timeout (on the Network's
+// clock) or at cancel. It never returns ErrWouldBlock.
+func (c *conn) CallAsync(route string, req []byte, timeout time.Duration, done func([]byte, error)) (func(), error) {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = clockwork.WithTimeout(context.Background(), c.n.clock, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
+	req = slices.Clone(req)
+	go func() {
+		defer cancel()
+		done(c.Call(ctx, route, req))
+	}()
+	return cancel, nil
 }
 
 // Call implements transport.Conn. See the package doc for what may happen to

@@ -32,7 +32,38 @@ type clientConn struct {
 
 type pendingCall struct {
 	route string
-	res   chan callResult // capacity 1
+	res   chan callResult // capacity 1; nil for an asynchronous call
+	// An asynchronous call (CallAsync): its callback, and what cancel and
+	// the handle's Close need to find it. done is called by whoever
+	// removes the call from calls.
+	done func(reply []byte, err error)
+	cc   *clientConn
+	h    *conn
+	id   uint64
+}
+
+// finish hands a call its outcome. The caller has removed pc from calls,
+// so this happens once.
+func (pc *pendingCall) finish(reply []byte, err error) {
+	if pc.done == nil {
+		pc.res <- callResult{reply: reply, err: err}
+		return
+	}
+	pc.h.untrack(pc)
+	pc.done(reply, err)
+}
+
+// cancel abandons an asynchronous call (CallAsync's cancel).
+func (pc *pendingCall) cancel() {
+	pc.stop(context.Canceled)
+}
+
+// stop abandons an asynchronous call still pending, failing it with err.
+func (pc *pendingCall) stop(err error) {
+	if pc.cc.forget(pc.id) {
+		_ = pc.cc.link.send(context.Background(), &frame{typ: frameCancel, id: pc.id}, false)
+		pc.finish(nil, err)
+	}
 }
 
 type callResult struct {
@@ -119,6 +150,39 @@ func (c *clientConn) call(ctx context.Context, route string, req []byte, handleD
 		}
 	}
 	return nil, fmt.Errorf("%w: conn closed", transport.ErrClosed)
+}
+
+// callAsync starts an asynchronous call through handle h (see
+// transport.AsyncConn).
+func (c *clientConn) callAsync(h *conn, route string, req []byte, timeout time.Duration, done func([]byte, error)) (func(), error) {
+	if len(route) > maxRouteLen {
+		return nil, fmt.Errorf("tcp: route name of %d bytes, limit %d", len(route), maxRouteLen)
+	}
+	if timeout < 0 {
+		timeout = 0
+	}
+	pc := &pendingCall{route: route, done: done, cc: c, h: h}
+	if !h.track(pc) {
+		return nil, fmt.Errorf("%w: conn closed", transport.ErrClosed)
+	}
+	id, err := c.register(func(id uint64) {
+		pc.id = id
+		c.calls[id] = pc
+	})
+	if err != nil {
+		h.untrack(pc)
+		return nil, err
+	}
+	f := frame{typ: frameCall, id: id, timeout: timeout, route: route, payload: req}
+	if err := c.link.trySend(&f); err != nil {
+		if c.forget(id) {
+			h.untrack(pc)
+			return nil, err
+		}
+		// The connection died meanwhile and its teardown took the call:
+		// done reports that.
+	}
+	return pc.cancel, nil
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -265,9 +329,9 @@ func (c *clientConn) dispatch(f *frame) error {
 		c.mu.Unlock()
 		switch {
 		case pc != nil && f.typ == frameReply:
-			pc.res <- callResult{reply: f.payload}
+			pc.finish(f.payload, nil)
 		case pc != nil:
-			pc.res <- callResult{err: remoteErr(pc.route, f.code, f.payload)}
+			pc.finish(nil, remoteErr(pc.route, f.code, f.payload))
 		case s != nil && f.typ == frameReply:
 			w, n := binary.Uvarint(f.payload)
 			if n <= 0 || n != len(f.payload) || w == 0 || w > math.MaxInt32 {
@@ -308,7 +372,7 @@ func (c *clientConn) teardown() {
 	c.mu.Unlock()
 	err := c.link.deadErr()
 	for _, pc := range calls {
-		pc.res <- callResult{err: err}
+		pc.finish(nil, err)
 	}
 	for _, s := range opening {
 		s.opened <- err

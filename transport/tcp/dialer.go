@@ -157,6 +157,16 @@ func (p *peer) get(ctx context.Context) (*clientConn, error) {
 	}
 }
 
+// live returns the peer's connection if it is up, without dialing.
+func (p *peer) live() *clientConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.cur; !p.closed && c != nil && !c.link.dead() {
+		return c
+	}
+	return nil
+}
+
 // dial connects to the peer, in its own goroutine so that no caller's
 // context cuts it short.
 func (p *peer) dial(done chan struct{}) {
@@ -272,7 +282,44 @@ type conn struct {
 	done chan struct{} // closed by Close
 
 	mu      sync.Mutex
-	streams map[*stream]struct{} // open streams of this handle; nil once closed
+	streams map[*stream]struct{}      // open streams of this handle; nil once closed
+	async   map[*pendingCall]struct{} // its asynchronous calls in progress; nil once closed
+	closed  bool
+}
+
+// CallAsync implements transport.AsyncConn. It never dials: with no live
+// connection to the peer it fails with ErrWouldBlock (Call dials), as it
+// does when the connection's write buffer is full.
+func (c *conn) CallAsync(route string, req []byte, timeout time.Duration, done func([]byte, error)) (func(), error) {
+	if err := c.closedErr(); err != nil {
+		return nil, err
+	}
+	cc := c.p.live()
+	if cc == nil {
+		return nil, fmt.Errorf("%w: no connection to %s", transport.ErrWouldBlock, c.p.addr)
+	}
+	return cc.callAsync(c, route, req, timeout, done)
+}
+
+// track records an asynchronous call of this handle, so that Close fails
+// it; false if the handle is closed.
+func (c *conn) track(pc *pendingCall) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.async == nil {
+		c.async = make(map[*pendingCall]struct{})
+	}
+	c.async[pc] = struct{}{}
+	return true
+}
+
+func (c *conn) untrack(pc *pendingCall) {
+	c.mu.Lock()
+	delete(c.async, pc)
+	c.mu.Unlock()
 }
 
 // Call implements transport.Conn.
@@ -334,11 +381,14 @@ func (c *conn) Close() error {
 	c.once.Do(func() {
 		close(c.done)
 		c.mu.Lock()
-		streams := c.streams
-		c.streams = nil
+		streams, async := c.streams, c.async
+		c.streams, c.async, c.closed = nil, nil, true
 		c.mu.Unlock()
 		for s := range streams {
 			s.closeLocal(codeAborted)
+		}
+		for pc := range async {
+			pc.stop(fmt.Errorf("%w: conn closed", transport.ErrClosed))
 		}
 		c.p.d.release(c.p)
 	})

@@ -35,7 +35,14 @@
 //
 // Each connection has a single writer goroutine: senders queue encoded
 // frames and the writer sends everything queued in one write, so under load
-// many frames share a syscall, while a lone call goes out at once.
+// many frames share a syscall. A sender that finds nothing queued and no
+// write in progress writes its frame itself, with one non-blocking write
+// (plain TCP and unix sockets, not TLS), and leaves to the writer only what
+// the socket did not take: a lone call goes out without waking the writer.
+//
+// Conns implement transport.AsyncConn: CallAsync never dials and never
+// waits; it fails with transport.ErrWouldBlock when no connection is up or
+// its write buffer (Options.WriteBuffer) is full.
 //
 // A Server runs each unary call and each stream on its own goroutine,
 // bounded by Options.MaxConcurrentCalls and MaxConcurrentStreams; a request
