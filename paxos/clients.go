@@ -1,6 +1,9 @@
 package paxos
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // AcceptorClient is what a proposer needs from an acceptor, local or
 // remote. Implementations must be safe for concurrent use; a call may be
@@ -18,6 +21,25 @@ type AcceptorClient interface {
 // heartbeats go through Accept.
 type HeartbeatClient interface {
 	Heartbeat(ctx context.Context, req *Accept) (*Accepted, error)
+}
+
+// AsyncAcceptorClient is an optional interface of an AcceptorClient whose
+// Accept can be started without blocking. A leader then sends each new
+// batch to that acceptor from its event loop, with no sender goroutine in
+// between (two goroutine hand-offs less per batch and peer, and none that
+// can wait behind the application's goroutines for a CPU). The clients
+// DialTransport returns implement it when the transport's Conn implements
+// transport.AsyncConn.
+type AsyncAcceptorClient interface {
+	// AcceptAsync starts req and returns at once. If it returns an error,
+	// nothing was sent and done is never called: the leader sends req
+	// through Accept instead. Otherwise done is called exactly once, with
+	// what Accept would have returned, from another goroutine or from
+	// within cancel; it does not block. timeout bounds the acceptor's
+	// handling as Accept's ctx deadline would; the caller calls cancel
+	// when it stops waiting, after which done reports an error unless it
+	// already ran. req must not be modified until done is called.
+	AcceptAsync(req *Accept, timeout time.Duration, done func(*Accepted, error)) (cancel func(), err error)
 }
 
 // ObserveStream is the receiving end of an acceptor's observe stream.

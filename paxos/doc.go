@@ -86,5 +86,8 @@
 // # Optional interfaces
 //
 // An AcceptorClient may also implement HeartbeatClient to carry heartbeats
-// apart from Accepts.
+// apart from Accepts, and AsyncAcceptorClient to let the leader's loop
+// start Accepts itself, without a sender goroutine in between. The clients
+// Config.DialTransport makes implement both, the latter when the
+// transport's Conn implements transport.AsyncConn.
 package paxos

@@ -19,8 +19,10 @@ import (
 // proposerState owned by a single loop goroutine; calls to acceptors run on
 // a fixed pool of sender goroutines per acceptor and report back to the
 // loop, so no lock is ever held across I/O and no goroutine is started per
-// value. (The exception is the node's own acceptor when its logs are
-// log.Memory: its writes never block, so the loop calls it directly.)
+// value. Two exceptions skip the senders: the node's own acceptor when its
+// logs are log.Memory (its writes never block, so the loop calls it
+// directly), and a peer whose client is an AsyncAcceptorClient, to which the
+// loop starts each new batch's Accept itself while that peer keeps up.
 type Proposer struct {
 	cfg    Config
 	logger *slog.Logger
@@ -96,6 +98,22 @@ type Proposer struct {
 	// selfReplies until the loop is done with what it is doing.
 	inlineSelf  bool
 	selfReplies []selfReply
+	// async[i] is set when peer i's client can start an Accept without
+	// blocking (AsyncAcceptorClient): the loop then sends new batches to
+	// it itself while the peer keeps up (its queue and backlog empty, at
+	// most MaxInflight+1 such calls in flight), rather than through a
+	// sender. asyncCalls are those calls, until their replies are handled;
+	// onTick cancels those older than RPCTimeout.
+	async      []AsyncAcceptorClient
+	asyncN     []int
+	asyncCalls map[uint64]asyncCall
+	asyncID    uint64
+}
+
+// asyncCall is an Accept the loop started through an AsyncAcceptorClient.
+type asyncCall struct {
+	cancel func()
+	sent   time.Time
 }
 
 // selfReply is the local acceptor's answer to an Accept the loop sent it
@@ -215,6 +233,14 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	p.backlog = make([][]*batch, n)
 	p.backlogBytes = make([]int64, n)
 	p.inlineSelf = isMemory(p.node.acceptor.promiseLog) && isMemory(p.node.acceptor.acceptedLog)
+	p.async = make([]AsyncAcceptorClient, n)
+	p.asyncN = make([]int, n)
+	p.asyncCalls = make(map[uint64]asyncCall)
+	for i, c := range clients {
+		if a, ok := c.(AsyncAcceptorClient); ok && i != self {
+			p.async[i] = a
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := range n {
@@ -306,6 +332,9 @@ func (p *Proposer) tickEvery() time.Duration {
 func (p *Proposer) shutdown() {
 	p.running.Store(false)
 	close(p.stopped)
+	for _, c := range p.asyncCalls {
+		c.cancel() // their callbacks find the loop gone
+	}
 	p.leading.Store(false)
 	for slot, w := range p.waiters {
 		delete(p.waiters, slot)
@@ -330,6 +359,17 @@ func (p *Proposer) randomTimeout() time.Duration {
 
 // touch records contact with a leader or candidate now.
 func (p *Proposer) touch() { p.lastContact.Store(p.clock.Now().UnixNano()) }
+
+// postNow is post for callers that must not block, such as a transport's
+// reader goroutine or the loop itself (a cancel may call back at once):
+// if the loop's queue is full, a goroutine waits to post f.
+func (p *Proposer) postNow(f func()) {
+	select {
+	case p.events <- f:
+	default:
+		go p.post(p.runCtx, f)
+	}
+}
 
 // post runs f on the loop goroutine (dropped if the loop is gone).
 func (p *Proposer) post(ctx context.Context, f func()) {
@@ -461,6 +501,10 @@ func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 		p.addBacklog(i, b) // behind earlier ones: keep the order
 		return
 	}
+	if p.async[i] != nil && p.asyncN[i] <= p.cfg.MaxInflight && len(p.sendq[i]) == 0 && len(p.backlog[i]) == 0 &&
+		p.sendAsync(i, p.acceptMsg(b.ballot, b.entries), b) {
+		return
+	}
 	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry, bytes: b.bytes}
 	if !p.enqueue(i, job) {
 		if retry {
@@ -468,6 +512,38 @@ func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 			p.retryLater(i, b)
 		} else {
 			p.addBacklog(i, b)
+		}
+	}
+}
+
+// sendAsync starts Accept a for batch bt to peer i from the loop (see
+// Proposer.async); false if the client could not start it without
+// blocking, and the caller queues it for a sender instead.
+func (p *Proposer) sendAsync(i int, a *Accept, bt *batch) bool {
+	p.asyncID++
+	id, b := p.asyncID, a.Ballot
+	cancel, err := p.async[i].AcceptAsync(a, p.cfg.RPCTimeout, func(rep *Accepted, err error) {
+		p.postNow(func() {
+			delete(p.asyncCalls, id)
+			p.asyncN[i]--
+			p.onAccepted(i, b, bt, rep, err)
+			p.drainBacklog(i)
+		})
+	})
+	if err != nil {
+		return false
+	}
+	p.asyncCalls[id] = asyncCall{cancel: cancel, sent: p.clock.Now()}
+	p.asyncN[i]++
+	return true
+}
+
+// expireAsync cancels the loop's calls that have waited RPCTimeout for a
+// reply; each then reports an error, and its batch is retried.
+func (p *Proposer) expireAsync(now time.Time) {
+	for _, c := range p.asyncCalls {
+		if now.Sub(c.sent) >= p.cfg.RPCTimeout {
+			c.cancel() // idempotent: the entry goes once the error is handled
 		}
 	}
 }
@@ -873,6 +949,7 @@ func (p *Proposer) onTick(ctx context.Context) {
 			go p.probe(ctx, MakeBallot(p.st.round+1, p.members[p.self].ID), false)
 		}
 	}
+	p.expireAsync(now)
 	p.retryExplicit(ctx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/synod-go/synod/transport"
 )
@@ -123,6 +124,32 @@ func (r remote) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 	return call[Accepted](ctx, r.conn, RouteAccept, req)
 }
 
+// asyncRemote is a remote whose Conn can start calls without blocking.
+type asyncRemote struct {
+	remote
+	async transport.AsyncConn
+}
+
+// AcceptAsync implements AsyncAcceptorClient.
+func (r asyncRemote) AcceptAsync(req *Accept, timeout time.Duration, done func(*Accepted, error)) (func(), error) {
+	data, err := req.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return r.async.CallAsync(RouteAccept, data, timeout, func(out []byte, err error) {
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		rep := new(Accepted)
+		if err := rep.UnmarshalBinary(out); err != nil {
+			done(nil, fmt.Errorf("paxos: %s reply: %w", RouteAccept, err))
+			return
+		}
+		done(rep, nil)
+	})
+}
+
 func (r remote) Heartbeat(ctx context.Context, req *Accept) (*Accepted, error) {
 	return call[Accepted](ctx, r.conn, RouteHeartbeat, req)
 }
@@ -186,7 +213,16 @@ func (c *Config) DialTransport(d transport.Dialer) {
 		conns[m.Addr] = conn
 		return remote{conn}, nil
 	}
-	c.AcceptorDialer = func(m Member) (AcceptorClient, error) { return dial(m) }
+	c.AcceptorDialer = func(m Member) (AcceptorClient, error) {
+		r, err := dial(m)
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := r.conn.(transport.AsyncConn); ok {
+			return asyncRemote{r, a}, nil
+		}
+		return r, nil
+	}
 	c.ObserverDialer = func(m Member) (ObserverClient, error) { return dial(m) }
 	c.ProposerDialer = func(m Member) (ProposerClient, error) { return dial(m) }
 }
