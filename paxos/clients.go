@@ -35,7 +35,7 @@ type AsyncAcceptorClient interface {
 	// nothing was sent and done is never called: the leader sends req
 	// through Accept instead. Otherwise done is called exactly once, with
 	// what Accept would have returned, from another goroutine or from
-	// within cancel; it does not block. timeout bounds the acceptor's
+	// within cancel (or the transport's Close); it does not block. timeout bounds the acceptor's
 	// handling as Accept's ctx deadline would; the caller calls cancel
 	// when it stops waiting, after which done reports an error unless it
 	// already ran. req must not be modified until done is called.

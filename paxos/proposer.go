@@ -102,8 +102,10 @@ type Proposer struct {
 	// blocking (AsyncAcceptorClient): the loop then sends new batches to
 	// it itself while the peer keeps up (its queue and backlog empty, at
 	// most MaxInflight+1 such calls in flight), rather than through a
-	// sender. asyncCalls are those calls, until their replies are handled;
-	// onTick cancels those older than RPCTimeout.
+	// sender. The senders' own calls (at most MaxInflight+1 too) may be in
+	// flight alongside, and either may overtake the other, which Paxos
+	// does not mind. asyncCalls are the loop's calls, until their replies
+	// are handled; onTick cancels those older than RPCTimeout.
 	async      []AsyncAcceptorClient
 	asyncN     []int
 	asyncCalls map[uint64]asyncCall
@@ -501,11 +503,12 @@ func (p *Proposer) sendAccept(i int, b *batch, retry bool) {
 		p.addBacklog(i, b) // behind earlier ones: keep the order
 		return
 	}
+	a := p.acceptMsg(b.ballot, b.entries)
 	if p.async[i] != nil && p.asyncN[i] <= p.cfg.MaxInflight && len(p.sendq[i]) == 0 && len(p.backlog[i]) == 0 &&
-		p.sendAsync(i, p.acceptMsg(b.ballot, b.entries), b) {
+		p.sendAsync(i, a, b) {
 		return
 	}
-	job := sendJob{kind: jobAccept, accept: p.acceptMsg(b.ballot, b.entries), batch: b, retry: retry, bytes: b.bytes}
+	job := sendJob{kind: jobAccept, accept: a, batch: b, retry: retry, bytes: b.bytes}
 	if !p.enqueue(i, job) {
 		if retry {
 			p.metrics.deferred.Add(1)

@@ -160,15 +160,16 @@ type AsyncConn interface {
 	// helped) and done is never called. CallAsync does not retain req.
 	//
 	// Otherwise done is called exactly once, with what Call would have
-	// returned, on a goroutine of the transport or from within cancel; it
-	// must not block for long, since it may hold up the delivery of other
-	// replies. The caller owns the reply slice.
+	// returned, on a goroutine of the transport, or from within cancel or
+	// Close; it must not block for long, since it may hold up the delivery
+	// of other replies. The caller owns the reply slice. Some errors Call
+	// returns at once (ErrTooLarge) may come either way.
 	//
 	// timeout is passed to the remote handler, whose context carries it as
-	// with Call. The transport does not expire the call itself: a caller
-	// that stops waiting calls cancel, after which done is called with an
-	// error wrapping context.Canceled unless it already ran. cancel may be
-	// called more than once and from any goroutine. Closing the Conn fails
-	// its calls in progress with ErrClosed.
+	// with Call. A transport need not expire the call itself (tcp does not;
+	// mem does): a caller that stops waiting calls cancel, after which done
+	// is called with an error wrapping context.Canceled unless it already
+	// ran. cancel may be called more than once and from any goroutine.
+	// Closing the Conn fails its calls in progress with ErrClosed.
 	CallAsync(route string, req []byte, timeout time.Duration, done func(reply []byte, err error)) (cancel func(), err error)
 }

@@ -61,6 +61,9 @@ type call struct {
 // transport/tcp. The call's context ends after timeout (on the Network's
 // clock) or at cancel. It never returns ErrWouldBlock.
 func (c *conn) CallAsync(route string, req []byte, timeout time.Duration, done func([]byte, error)) (func(), error) {
+	if done == nil {
+		return nil, errors.New("mem: CallAsync with a nil callback")
+	}
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if timeout > 0 {

@@ -102,6 +102,9 @@ func TestCallAsyncErrors(t *testing.T) {
 		t.Fatalf("unknown route: %v", r.err)
 	}
 
+	if _, err := c.(transport.AsyncConn).CallAsync("echo", nil, time.Second, nil); err == nil {
+		t.Fatal("CallAsync with a nil callback: no error")
+	}
 	if _, _, err := callAsync(t, c, "echo", make([]byte, 8<<10), time.Second); !errors.Is(err, transport.ErrTooLarge) {
 		t.Fatalf("oversized request: %v, want ErrTooLarge", err)
 	}

@@ -60,8 +60,14 @@ func (pc *pendingCall) cancel() {
 
 // stop abandons an asynchronous call still pending, failing it with err.
 func (pc *pendingCall) stop(err error) {
-	if pc.cc.forget(pc.id) {
-		_ = pc.cc.link.send(context.Background(), &frame{typ: frameCancel, id: pc.id}, false)
+	c := pc.cc
+	c.mu.Lock()
+	id := pc.id // 0 until registered; callAsync then sees the handle closed
+	_, pending := c.calls[id]
+	delete(c.calls, id)
+	c.mu.Unlock()
+	if id != 0 && pending {
+		_ = c.link.send(context.Background(), &frame{typ: frameCancel, id: id}, false)
 		pc.finish(nil, err)
 	}
 }
@@ -172,6 +178,11 @@ func (c *clientConn) callAsync(h *conn, route string, req []byte, timeout time.D
 	if err != nil {
 		h.untrack(pc)
 		return nil, err
+	}
+	if h.isClosed() && c.forget(id) {
+		// Closed between track and register: Close could not stop it.
+		h.untrack(pc)
+		return nil, fmt.Errorf("%w: conn closed", transport.ErrClosed)
 	}
 	f := frame{typ: frameCall, id: id, timeout: timeout, route: route, payload: req}
 	if err := c.link.trySend(&f); err != nil {

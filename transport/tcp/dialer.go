@@ -3,6 +3,7 @@ package tcp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -291,6 +292,9 @@ type conn struct {
 // connection to the peer it fails with ErrWouldBlock (Call dials), as it
 // does when the connection's write buffer is full.
 func (c *conn) CallAsync(route string, req []byte, timeout time.Duration, done func([]byte, error)) (func(), error) {
+	if done == nil {
+		return nil, errors.New("tcp: CallAsync with a nil callback")
+	}
 	if err := c.closedErr(); err != nil {
 		return nil, err
 	}
@@ -314,6 +318,12 @@ func (c *conn) track(pc *pendingCall) bool {
 	}
 	c.async[pc] = struct{}{}
 	return true
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *conn) untrack(pc *pendingCall) {

@@ -9,10 +9,17 @@ import (
 )
 
 // fdConn returns the conn's raw file descriptor access for direct writes,
-// or nil if it has none (a TLS conn, a net.Pipe).
+// or nil unless it is a plain *net.TCPConn or *net.UnixConn: a TLS conn
+// has its own framing, and a wrapper (from Serve's listener) may override
+// Write, which raw writes would bypass.
 func fdConn(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	rc, err := sc.SyscallConn()
@@ -22,8 +29,10 @@ func fdConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// directWrite is one non-blocking write attempt, as a method so that its
-// function value is made once per link rather than once per write.
+// directWrite is one attempt to write without blocking: write syscalls
+// until the buffer is written or the socket is full (EAGAIN). A method, so
+// that its function value is made once per link rather than once per
+// write.
 type directWrite struct {
 	buf []byte
 	n   int

@@ -36,8 +36,8 @@
 // Each connection has a single writer goroutine: senders queue encoded
 // frames and the writer sends everything queued in one write, so under load
 // many frames share a syscall. A sender that finds nothing queued and no
-// write in progress writes its frame itself, with one non-blocking write
-// (plain TCP and unix sockets, not TLS), and leaves to the writer only what
+// write in progress writes its frame itself, without blocking (plain TCP
+// and unix sockets, not TLS), and leaves to the writer only what
 // the socket did not take: a lone call goes out without waking the writer.
 //
 // Conns implement transport.AsyncConn: CallAsync never dials and never

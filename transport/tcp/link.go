@@ -22,9 +22,10 @@ import (
 // a write, while a lone frame is written as soon as the writer is scheduled
 // (no timer).
 //
-// Direct writes: a sender that may wait, finding nothing queued and no one
-// writing, writes its frame to the socket itself with one non-blocking
-// write, which saves waking the writer goroutine (a round trip's two
+// Direct writes: a sender (other than the reader's control frames), finding
+// nothing queued and no one writing, writes its frame to the socket itself
+// without blocking (until done or the socket is full), which saves waking
+// the writer goroutine (a round trip's two
 // hand-offs, one per side). Whatever the socket did not take goes to the
 // front of pending for the writer, so a direct write never blocks on a slow
 // peer and frames keep their order. Only plain TCP and unix sockets do this
@@ -40,13 +41,15 @@ type link struct {
 
 	wmu sync.Mutex
 	// Invariant: every frame in pending has a body of at most maxBody bytes.
-	// Invariant: pending is non-empty only if a token is in kick or the
-	// writer has yet to look at pending.
+	// Invariant: pending is non-empty only if a token is in kick, or the
+	// writer has yet to look at pending, or a goroutine holds writing and
+	// will look at pending when it clears it.
 	pending []byte
 	// writing is set while a goroutine (the writer, or a sender writing
-	// directly) owns the socket's write side; it starts set, until the
-	// writer has written its first bytes. Whoever clears it looks at
-	// pending again, so a frame queued meanwhile is not stranded.
+	// directly) owns the socket's write side. It starts set: the writer
+	// owns the socket until, its first bytes (the preamble) written, it
+	// finds pending empty. Whoever clears it looks at pending again, so a
+	// frame queued meanwhile is not stranded.
 	writing bool
 	direct  []byte      // a direct writer's scratch buffer; owned while writing
 	dw      directWrite // a direct write's state; owned while writing
