@@ -63,11 +63,8 @@ func (pc *pendingCall) stop(err error) {
 	c := pc.cc
 	c.mu.Lock()
 	id := pc.id // 0 until registered; callAsync then sees the handle closed
-	_, pending := c.calls[id]
-	delete(c.calls, id)
 	c.mu.Unlock()
-	if id != 0 && pending {
-		_ = c.link.send(context.Background(), &frame{typ: frameCancel, id: id}, false)
+	if id != 0 && c.abandon(id) {
 		pc.finish(nil, err)
 	}
 }
@@ -215,10 +212,13 @@ func (c *clientConn) forget(id uint64) bool {
 }
 
 // abandon drops a pending call and tells the server to cancel its handler.
-func (c *clientConn) abandon(id uint64) {
-	if c.forget(id) {
-		_ = c.link.send(context.Background(), &frame{typ: frameCancel, id: id}, false)
+// It reports whether the call was still pending.
+func (c *clientConn) abandon(id uint64) bool {
+	if !c.forget(id) {
+		return false
 	}
+	_ = c.link.send(context.Background(), &frame{typ: frameCancel, id: id}, false)
+	return true
 }
 
 func (c *clientConn) openStream(ctx context.Context, route string, handleDone <-chan struct{}, onDone func(*stream)) (*stream, error) {
