@@ -115,28 +115,9 @@ func TestCallAsyncErrors(t *testing.T) {
 	}
 }
 
-// blockMux serves "block": it reports the handler's context error on
-// observed once the context ends.
-func blockMux(started chan<- time.Duration, observed chan<- error) *transport.Mux {
-	mux := transport.NewMux()
-	mux.Handle("echo", func(ctx context.Context, req []byte) ([]byte, error) { return req, nil })
-	mux.Handle("block", func(ctx context.Context, req []byte) ([]byte, error) {
-		var left time.Duration
-		if dl, ok := ctx.Deadline(); ok {
-			left = time.Until(dl)
-		}
-		started <- left
-		<-ctx.Done()
-		observed <- ctx.Err()
-		return nil, ctx.Err()
-	})
-	return mux
-}
-
 func TestCallAsyncCancel(t *testing.T) {
 	checkLeaks(t)
-	started, observed := make(chan time.Duration, 1), make(chan error, 1)
-	srv := startServer(t, "tcp", blockMux(started, observed), Options{})
+	srv := startBlockServer(t)
 	c := dial(t, newDialer(t, Options{}), srv.Addr())
 	connected(t, c)
 
@@ -145,7 +126,7 @@ func TestCallAsyncCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The timeout reaches the handler as its deadline.
-	if left := <-started; left <= 50*time.Second || left > time.Minute {
+	if left := <-srv.started; left <= 50*time.Second || left > time.Minute {
 		t.Fatalf("handler deadline %v away, want about a minute", left)
 	}
 	cancel()
@@ -153,20 +134,12 @@ func TestCallAsyncCancel(t *testing.T) {
 		t.Fatalf("cancelled call: %v, want context.Canceled", r.err)
 	}
 	cancel() // idempotent: the callback is not called again
-	select {
-	case err := <-observed:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("handler saw %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	wantHandlerCancelled(t, srv.observed)
 }
 
 func TestCallAsyncConnClose(t *testing.T) {
 	checkLeaks(t)
-	started, observed := make(chan time.Duration, 1), make(chan error, 1)
-	srv := startServer(t, "tcp", blockMux(started, observed), Options{})
+	srv := startBlockServer(t)
 	d := newDialer(t, Options{})
 	c := dial(t, d, srv.Addr())
 	other := dial(t, d, srv.Addr()) // shares the connection
@@ -176,7 +149,7 @@ func TestCallAsyncConnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	<-srv.started
 	c.Close()
 	if r := wantResult(t, res); !errors.Is(r.err, transport.ErrClosed) {
 		t.Fatalf("call on a closed Conn: %v, want ErrClosed", r.err)
@@ -184,7 +157,7 @@ func TestCallAsyncConnClose(t *testing.T) {
 	if _, _, err := callAsync(t, c, "echo", nil, time.Second); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("CallAsync after Close: %v, want ErrClosed", err)
 	}
-	<-observed // the handler was cancelled
+	wantHandlerCancelled(t, srv.observed)
 	// The other handle, on the same connection, still works.
 	_, res, err = callAsync(t, other, "echo", []byte("x"), time.Second)
 	if err != nil {
@@ -197,8 +170,7 @@ func TestCallAsyncConnClose(t *testing.T) {
 
 func TestCallAsyncPeerGone(t *testing.T) {
 	checkLeaks(t)
-	started, observed := make(chan time.Duration, 1), make(chan error, 1)
-	srv := startServer(t, "tcp", blockMux(started, observed), Options{})
+	srv := startBlockServer(t)
 	c := dial(t, newDialer(t, Options{}), srv.Addr())
 	connected(t, c)
 
@@ -206,7 +178,7 @@ func TestCallAsyncPeerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	<-srv.started
 	srv.Close()
 	if r := wantResult(t, res); !errors.Is(r.err, transport.ErrUnreachable) {
 		t.Fatalf("call to a closed server: %v, want ErrUnreachable", r.err)

@@ -3,6 +3,7 @@ package tcp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -153,6 +154,47 @@ func echoMux() *transport.Mux {
 		}
 	})
 	return m
+}
+
+// blockServer serves "echo" and "block", whose handler reports the time
+// left to its deadline (0 if none) on started, waits for its context to
+// end, then reports the context's error on observed.
+type blockServer struct {
+	*Server
+	started  chan time.Duration
+	observed chan error
+}
+
+func startBlockServer(t testing.TB) *blockServer {
+	b := &blockServer{started: make(chan time.Duration, 1), observed: make(chan error, 1)}
+	mux := transport.NewMux()
+	mux.Handle("echo", func(ctx context.Context, req []byte) ([]byte, error) { return req, nil })
+	mux.Handle("block", func(ctx context.Context, req []byte) ([]byte, error) {
+		var left time.Duration
+		if dl, ok := ctx.Deadline(); ok {
+			left = time.Until(dl)
+		}
+		b.started <- left
+		<-ctx.Done()
+		b.observed <- ctx.Err()
+		return nil, ctx.Err()
+	})
+	b.Server = startServer(t, "tcp", mux, Options{})
+	return b
+}
+
+// wantHandlerCancelled waits for a blockServer handler to see its context
+// cancelled.
+func wantHandlerCancelled(t testing.TB, observed <-chan error) {
+	t.Helper()
+	select {
+	case err := <-observed:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("handler saw %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler context not cancelled")
+	}
 }
 
 type testError struct{ s string }

@@ -125,16 +125,7 @@ func TestConcurrentCallers(t *testing.T) {
 
 func TestCancelReachesHandler(t *testing.T) {
 	checkLeaks(t)
-	started := make(chan struct{})
-	observed := make(chan error, 1)
-	mux := transport.NewMux()
-	mux.Handle("block", func(ctx context.Context, req []byte) ([]byte, error) {
-		close(started)
-		<-ctx.Done()
-		observed <- ctx.Err()
-		return nil, ctx.Err()
-	})
-	srv := startServer(t, "tcp", mux, Options{})
+	srv := startBlockServer(t)
 	c := dial(t, newDialer(t, Options{}), srv.Addr())
 
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -143,19 +134,12 @@ func TestCancelReachesHandler(t *testing.T) {
 		_, err := c.Call(ctx, "block", nil)
 		done <- err
 	}()
-	<-started
+	<-srv.started
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("call: %v, want context.Canceled", err)
 	}
-	select {
-	case err := <-observed:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("handler saw %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	wantHandlerCancelled(t, srv.observed)
 }
 
 func TestDeadlinePropagation(t *testing.T) {
