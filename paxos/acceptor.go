@@ -26,6 +26,9 @@ type Acceptor struct {
 	promiseLog  log.Log
 	acceptedLog log.Log
 	hooks       acceptorHooks
+	// inline: both logs are log.Memory, whose writes never block, so a
+	// caller that must not block may still write its own job (acceptAsync).
+	inline bool
 
 	mu      sync.Mutex
 	st      *acceptorState
@@ -94,7 +97,20 @@ type writeJob struct {
 	truncate Slot
 	event    *ObserveEvent
 	errc     chan error // nil: nobody waits
-	taken    bool       // a writer took it (under the acceptor's mu)
+	// reply, if set, is called instead (errc is then nil) by whoever
+	// writes the job: an Accept answered without a waiting goroutine
+	// (acceptAsync), finished as outcome says.
+	reply   func(*Accepted, error)
+	outcome acceptOutcome
+	taken   bool // a writer took it (under the acceptor's mu)
+}
+
+// acceptOutcome is what an Accept does once its job is written.
+type acceptOutcome struct {
+	ballot                  Ballot
+	done                    Slot // the node's done watermark, for the reply
+	oldCommit, commit       Slot
+	oldForgotten, forgotten Slot
 }
 
 var errAcceptorFailed = errors.New("paxos: acceptor could not persist its state")
@@ -106,6 +122,7 @@ func newAcceptor(ctx context.Context, promiseLog, acceptedLog log.Log, logger *s
 		promiseLog:  promiseLog,
 		acceptedLog: acceptedLog,
 		hooks:       hooks,
+		inline:      isMemory(promiseLog) && isMemory(acceptedLog),
 		st:          newAcceptorState(),
 		subs:        make(map[*observeSub]struct{}),
 		truncKick:   make(chan struct{}, 1),
@@ -185,9 +202,7 @@ func (a *Acceptor) run(ctx context.Context) {
 		}
 	}
 	for _, j := range rest {
-		if j.errc != nil {
-			j.errc <- ErrStopped
-		}
+		a.answer(j, ErrStopped)
 	}
 	a.closeSubs()
 }
@@ -266,8 +281,21 @@ func (a *Acceptor) commitBatch(ctx context.Context, batch []*writeJob) {
 		}
 	}
 	for _, j := range batch {
-		if j.errc != nil {
-			j.errc <- err
+		a.answer(j, err)
+	}
+}
+
+// answer tells whoever waits for job j that it was written (err nil) or
+// not.
+func (a *Acceptor) answer(j *writeJob, err error) {
+	switch {
+	case j.errc != nil:
+		j.errc <- err
+	case j.reply != nil:
+		if err != nil {
+			j.reply(nil, err)
+		} else {
+			j.reply(a.finishAccept(&j.outcome))
 		}
 	}
 }
@@ -361,16 +389,18 @@ func (a *Acceptor) truncator(ctx context.Context) {
 }
 
 // enqueue queues a job; the caller holds a.mu and has checked usable. A
-// job nobody waits for (errc nil) is written by the writer in progress or
-// by a new goroutine. A job with errc is written by its caller, who must
-// call write(j) after releasing a.mu, unless another writer takes it.
+// job nobody waits for (errc nil), or one with reply if the logs may
+// block, is written by the writer in progress or by a new goroutine. A job
+// with errc, or one with reply when the logs never block (inline), is
+// written by its caller, who must call write(j) after releasing a.mu,
+// unless another writer takes it.
 func (a *Acceptor) enqueue(j *writeJob) bool {
 	if !a.running {
 		return false
 	}
 	j.prefix = a.st.chosenPrefix
 	a.pending = append(a.pending, j)
-	if j.errc == nil && !a.writing {
+	if j.errc == nil && (j.reply == nil || !a.inline) && !a.writing {
 		a.writing = true
 		go a.commit(nil)
 	}
@@ -480,13 +510,44 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 
 // Accept handles phase 2a and heartbeats.
 func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
-	if err := a.inject(stageReceived); err != nil {
+	j, rep, err := a.beginAccept(req, nil)
+	if j == nil {
+		return rep, err
+	}
+	a.write(j)
+	if err := wait(ctx, j.errc); err != nil {
 		return nil, err
+	}
+	return a.finishAccept(&j.outcome)
+}
+
+// acceptAsync is Accept for a caller that must not block (a transport's
+// reader goroutine, see transport.AsyncUnaryHandler): reply gets the
+// outcome exactly once, on this goroutine if the logs never block and no
+// other write is in progress, or else on the goroutine that writes the
+// job. reply must not block.
+func (a *Acceptor) acceptAsync(req *Accept, reply func(*Accepted, error)) {
+	j, rep, err := a.beginAccept(req, reply)
+	if j == nil {
+		reply(rep, err)
+		return
+	}
+	if a.inline {
+		a.write(j)
+	}
+}
+
+// beginAccept applies req to the state and queues its write. It returns
+// the queued job, or else (nil job) the reply to send now. The job carries
+// errc for a caller that waits, or reply when that is given.
+func (a *Acceptor) beginAccept(req *Accept, reply func(*Accepted, error)) (*writeJob, *Accepted, error) {
+	if err := a.inject(stageReceived); err != nil {
+		return nil, nil, err
 	}
 	a.mu.Lock()
 	if err := a.usableLocked(); err != nil {
 		a.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	var done Slot
 	if a.hooks.done != nil {
@@ -497,9 +558,12 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 	if !r.ok {
 		rep := &Accepted{Promised: a.st.promised, Done: done}
 		a.mu.Unlock()
-		return rep, nil
+		return nil, rep, nil
 	}
-	j := &writeJob{entries: r.stored, errc: make(chan error, 1)}
+	j := &writeJob{entries: r.stored, reply: reply}
+	if reply == nil {
+		j.errc = make(chan error, 1)
+	}
 	if r.raised {
 		j.promise = req.Ballot
 	}
@@ -507,29 +571,35 @@ func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {
 		j.truncate = req.Min
 	}
 	j.event = a.eventLocked(r.stored, r.marked, oldCommit, oldForgotten)
-	commit, forgotten := a.st.commit, a.st.forgotten
+	j.outcome = acceptOutcome{
+		ballot: req.Ballot, done: done,
+		oldCommit: oldCommit, commit: a.st.commit,
+		oldForgotten: oldForgotten, forgotten: a.st.forgotten,
+	}
 	queued := a.enqueue(j)
 	a.mu.Unlock()
 	if !queued {
-		return nil, ErrStopped
+		return nil, nil, ErrStopped
 	}
-	a.write(j)
-	if err := wait(ctx, j.errc); err != nil {
-		return nil, err
-	}
+	return j, nil, nil
+}
+
+// finishAccept is the rest of an Accept once its job is written: it tells
+// the node what the Accept taught it and returns the reply.
+func (a *Acceptor) finishAccept(o *acceptOutcome) (*Accepted, error) {
 	if err := a.inject(stagePersisted); err != nil {
 		return nil, err
 	}
 	if a.hooks.contact != nil {
-		a.hooks.contact(req.Ballot)
+		a.hooks.contact(o.ballot)
 	}
-	if forgotten > oldForgotten && a.hooks.forget != nil {
-		a.hooks.forget(forgotten)
+	if o.forgotten > o.oldForgotten && a.hooks.forget != nil {
+		a.hooks.forget(o.forgotten)
 	}
-	if commit > oldCommit && a.hooks.commit != nil {
-		a.hooks.commit(commit)
+	if o.commit > o.oldCommit && a.hooks.commit != nil {
+		a.hooks.commit(o.commit)
 	}
-	return &Accepted{OK: true, Promised: req.Ballot, Done: done}, nil
+	return &Accepted{OK: true, Promised: o.ballot, Done: o.done}, nil
 }
 
 // markChosen is the local leader telling its own acceptor what it saw

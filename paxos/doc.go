@@ -10,7 +10,10 @@
 //   - Acceptor: owns the durable promise and the accepted entries
 //     (AcceptorClient: Prepare, Accept). Every state change is persisted
 //     before the reply that depends on it leaves; concurrent requests share
-//     one log write (group commit).
+//     one log write (group commit). Register serves Accepts as a
+//     transport.AsyncUnaryHandler: no goroutine waits per call; the
+//     transport's reader writes a memory log itself, and the acceptor's
+//     writer answers after a durable log's sync.
 //   - Proposer: turns values into chosen slots. Leadership is a successful
 //     phase 1 covering every open slot; a leader then runs phase 2 only and
 //     batches naturally: while one Accept is in flight, the values that

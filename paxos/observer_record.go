@@ -187,9 +187,12 @@ func (o *Observer) writeQueued(ctx context.Context, final bool) error {
 		}
 		view = o.held(lo, hi+1)
 	}
+	// Sized for the batch: most entries land in written, and on a node
+	// whose acceptor holds them, in refSlots.
 	recs := make([]log.Record, 0, len(batch))
-	var refSlots []Slot
-	var deferred, written []Entry
+	refSlots := make([]Slot, 0, len(batch))
+	written := make([]Entry, 0, len(batch))
+	var deferred []Entry
 	for _, e := range batch {
 		switch {
 		case e.Slot < min:

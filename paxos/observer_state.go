@@ -83,7 +83,15 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 		s.maxKnown = max(s.maxKnown, ev.Commit)
 	}
 	var decided []Entry // most events decide nothing new (on the leader, all)
-	for _, e := range ev.Entries {
+	add := func(i int, e Entry) {
+		if decided == nil {
+			// Room for the rest of the event at once, rather than
+			// growing one entry at a time.
+			decided = make([]Entry, 0, len(ev.Entries)-i)
+		}
+		decided = append(decided, e)
+	}
+	for i, e := range ev.Entries {
 		s.maxKnown = max(s.maxKnown, e.Slot+1)
 		if e.Slot < s.min || s.known(e.Slot) {
 			continue
@@ -93,7 +101,7 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 			// The common case, a slot marked chosen with its value: no
 			// votes to count.
 			s.deciding[e.Slot] = true
-			decided = append(decided, Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
+			add(i, Entry{Slot: e.Slot, NoOp: e.NoOp, Value: e.Value})
 			continue
 		}
 		if sv == nil {
@@ -123,7 +131,7 @@ func (s *observerState) observe(idx int, ev *ObserveEvent) []Entry {
 		if win != nil {
 			s.deciding[e.Slot] = true
 			delete(s.pending, e.Slot)
-			decided = append(decided, Entry{Slot: e.Slot, NoOp: win.noop, Value: win.value})
+			add(i, Entry{Slot: e.Slot, NoOp: win.noop, Value: win.value})
 		}
 	}
 	sortEntries(decided)

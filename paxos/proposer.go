@@ -234,7 +234,7 @@ func (p *Proposer) run(ctx context.Context, members []Member, self int, clients 
 	p.sendEntries = make([]atomic.Int64, n)
 	p.backlog = make([][]*batch, n)
 	p.backlogBytes = make([]int64, n)
-	p.inlineSelf = isMemory(p.node.acceptor.promiseLog) && isMemory(p.node.acceptor.acceptedLog)
+	p.inlineSelf = p.node.acceptor.inline
 	p.async = make([]AsyncAcceptorClient, n)
 	p.asyncN = make([]int, n)
 	p.asyncCalls = make(map[uint64]asyncCall)

@@ -7,7 +7,10 @@
 //     bidirectional message streams (Conn.NewStream).
 //   - Dialer: returns a Conn for a peer address.
 //   - Mux: the server side; handlers registered by route name. A transport's
-//     listener serves one Mux.
+//     listener serves one Mux. A handler registered with HandleAsync
+//     (AsyncUnaryHandler) needs no goroutine per call: transports that
+//     support it (tcp, mem) call it on the goroutine that read the request,
+//     and others through an adapter that waits for its reply.
 //   - Stream: an ordered, reliable stream of whole messages. A lost message
 //     breaks the stream instead of leaving a silent gap.
 //   - MockStream: an in-memory Stream pair for unit tests of streaming code.

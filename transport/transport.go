@@ -143,6 +143,19 @@ type Dialer interface {
 // Handlers run concurrently with each other.
 type UnaryHandler func(ctx context.Context, req []byte) ([]byte, error)
 
+// AsyncUnaryHandler serves one unary call without a goroutine of its own,
+// for handlers whose work is mostly waiting for something else (a group
+// commit) or takes no time at all (an in-memory update). Register it with
+// Mux.HandleAsync. A transport that supports it calls it on the goroutine
+// that read the request, so it must return quickly and never block; it
+// answers by calling reply exactly once, now or later, from any goroutine.
+// reply does not block, and req, the reply bytes and the error follow the
+// rules of UnaryHandler. There is no context: a reply to a caller that
+// gave up (its deadline passed, it cancelled, the connection died) is
+// dropped. A transport that does not support it calls it through an
+// adapter (Mux.Unary), on a goroutine that waits for the reply.
+type AsyncUnaryHandler func(req []byte, reply func(rep []byte, err error))
+
 // StreamHandler serves one stream until it returns; the stream is then
 // closed as if by s.Close (the opener reads io.EOF after the messages already
 // written). The returned error is not sent to the opener; transports may log

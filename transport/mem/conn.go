@@ -125,9 +125,10 @@ func (c *conn) Call(ctx context.Context, route string, req []byte) ([]byte, erro
 		n.log.Debug("mem: request dropped", "route", route, "from", c.from.addr, "to", c.to.addr)
 	}
 	var h transport.UnaryHandler
+	var ah transport.AsyncUnaryHandler
 	if err == nil {
 		var ok bool
-		if h, ok = c.to.mux.Unary(route); !ok {
+		if h, ah, ok = c.to.mux.UnaryAsync(route); !ok {
 			err = fmt.Errorf("mem: call %s %s→%s: %w", route, c.from.addr, c.to.addr, transport.ErrUnknownRoute)
 		}
 	}
@@ -137,14 +138,20 @@ func (c *conn) Call(ctx context.Context, route string, req []byte) ([]byte, erro
 		return nil, err
 	}
 	n.countDelivered(c.to.addr, route)
-	cl.handler = newRemoteContext(c.to.ctx, ctx)
 	incarnation := c.to.incarnation
-	n.mu.Unlock()
-
-	go func() {
-		reply, herr := h(cl.handler.ctx, req)
-		n.sendReply(cl, incarnation, reply, herr)
-	}()
+	if ah != nil {
+		// As a transport's reader would: on this goroutine, and the
+		// reply must not block (its delay is waited out elsewhere).
+		n.mu.Unlock()
+		ah(req, func(reply []byte, herr error) { n.sendReply(cl, incarnation, reply, herr, false) })
+	} else {
+		cl.handler = newRemoteContext(c.to.ctx, ctx)
+		n.mu.Unlock()
+		go func() {
+			reply, herr := h(cl.handler.ctx, req)
+			n.sendReply(cl, incarnation, reply, herr, true)
+		}()
+	}
 	select {
 	case <-cl.done:
 		return cl.reply, cl.err
@@ -178,8 +185,9 @@ func (n *Network) endCall(ctx context.Context, cl *call) ([]byte, error) {
 
 // sendReply carries a handler's outcome back to the caller of cl.
 // incarnation is the serving node's at delivery: a reply from a killed
-// incarnation is discarded.
-func (n *Network) sendReply(cl *call, incarnation uint64, reply []byte, herr error) {
+// incarnation is discarded. With mayWait unset, a reply that is delayed
+// waits on a goroutine of its own.
+func (n *Network) sendReply(cl *call, incarnation uint64, reply []byte, herr error, mayWait bool) {
 	p := path{
 		from: cl.to, to: cl.from,
 		fromIncarnation: incarnation, toIncarnation: cl.conn.incarnation, checkTo: true,
@@ -204,10 +212,22 @@ func (n *Network) sendReply(cl *call, incarnation uint64, reply []byte, herr err
 	d := n.delay(f.delayRange)
 	n.mu.Unlock()
 	reply = slices.Clone(reply)
-	if !n.wait(d, cl.done, nil) {
+	if d > 0 && !mayWait {
+		go func() {
+			if n.wait(d, cl.done, nil) {
+				n.landReply(cl, p, drop, reply, herr)
+			}
+		}()
 		return
 	}
+	if n.wait(d, cl.done, nil) {
+		n.landReply(cl, p, drop, reply, herr)
+	}
+}
 
+// landReply delivers the reply to cl that travelled on p, once its delay
+// has passed, unless p broke meanwhile, drop is set, or the caller is gone.
+func (n *Network) landReply(cl *call, p path, drop bool, reply []byte, herr error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.check(p)

@@ -52,6 +52,16 @@
 // when the caller's context ends (a cancel frame), when the connection
 // breaks, and when the Server closes.
 //
+// A route registered with Mux.HandleAsync (transport.AsyncUnaryHandler)
+// runs instead on the connection's reader goroutine, with no goroutine,
+// context or timer of its own; it holds its MaxConcurrentCalls slot until it
+// replies. Its reply is written directly or queued without waiting; one
+// that finds the write buffer full waits for room on a goroutine of its own,
+// as a synchronous handler's would, so a peer that stops reading holds back
+// replies rather than growing the queue. A reply to a call the caller
+// cancelled, or on a connection that died, is dropped. Close waits for
+// every asynchronous call to be answered.
+//
 // Streams have credit-based flow control (Options.StreamWindow), so a slow
 // reader holds back its writer instead of buffering without bound.
 //

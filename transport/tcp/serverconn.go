@@ -119,7 +119,7 @@ func (sc *serverConn) dispatch(f *frame) error {
 	s := sc.s
 	switch f.typ {
 	case frameCall:
-		h, ok := s.mux.Unary(f.route)
+		h, ah, ok := s.mux.UnaryAsync(f.route)
 		if !ok {
 			sc.reject(f, codeUnknown, "")
 			return nil
@@ -128,6 +128,24 @@ func (sc *serverConn) dispatch(f *frame) error {
 		case s.callSem <- struct{}{}:
 		default:
 			sc.reject(f, codeOverloaded, "too many concurrent calls")
+			return nil
+		}
+		if ah != nil {
+			// Run on this goroutine: no context, no goroutine, no timer.
+			// The entry has no cancel func; a cancel frame or the
+			// teardown removing it is what makes the reply be dropped.
+			sc.mu.Lock()
+			_, dup := sc.calls[f.id]
+			if !dup {
+				sc.calls[f.id] = nil
+			}
+			sc.mu.Unlock()
+			if dup {
+				<-s.callSem
+				return fmt.Errorf("%w: duplicate call id %d", errFrame, f.id)
+			}
+			s.wg.Add(1)
+			ah(f.payload, sc.asyncReply(f.id))
 			return nil
 		}
 		ctx, cancel := sc.handlerContext(f.timeout)
@@ -220,31 +238,74 @@ func (sc *serverConn) runCall(ctx context.Context, cancel context.CancelFunc, id
 	reply, herr := h(ctx, req)
 	ctxErr := ctx.Err()
 	cancel()
+	f, live := sc.replyFrame(id, reply, herr, ctxErr)
+	if live {
+		sc.sendReply(&f, modeWait)
+	}
+}
+
+// asyncReply returns the reply function for asynchronous call id (see
+// transport.AsyncUnaryHandler). It never blocks: a reply that finds the
+// send queue full goes to a goroutine that waits for room, as runCall
+// would.
+func (sc *serverConn) asyncReply(id uint64) func([]byte, error) {
+	return func(reply []byte, herr error) {
+		f, live := sc.replyFrame(id, reply, herr, nil)
+		if live && errors.Is(sc.sendReply(&f, modeTry), transport.ErrWouldBlock) {
+			go func() {
+				sc.sendReply(&f, modeWait)
+				sc.endCall()
+			}()
+			return
+		}
+		sc.endCall()
+	}
+}
+
+// endCall releases what a call held: its slot of Server.callSem and its
+// count in Server.wg.
+func (sc *serverConn) endCall() {
+	<-sc.s.callSem
+	sc.s.wg.Done()
+}
+
+// replyFrame ends call id and returns the frame that answers it, or false
+// if the caller cancelled the call or the connection is gone. ctxErr is
+// the handler's context's error (nil for an asynchronous handler).
+func (sc *serverConn) replyFrame(id uint64, reply []byte, herr, ctxErr error) (frame, bool) {
 	sc.mu.Lock()
 	_, live := sc.calls[id]
 	delete(sc.calls, id)
 	sc.mu.Unlock()
 	if !live {
-		return // cancelled by the caller, or the connection is gone
+		return frame{}, false
 	}
-	f := frame{typ: frameReply, id: id, payload: reply}
-	if herr != nil {
-		// A handler that failed after its context ended (the caller's
-		// deadline passed here first, by a timer's slack) reports that, so
-		// the caller sees its context's error rather than a RemoteError.
-		code := codeRemote
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			code = codeDeadline
-		} else if ctxErr != nil {
-			code = codeCancelled
-		}
-		f = frame{typ: frameError, id: id, code: code, payload: []byte(truncate(herr.Error()))}
+	if herr == nil {
+		return frame{typ: frameReply, id: id, payload: reply}, true
 	}
-	err := sc.link.send(sc.ctx, &f, true)
+	// A handler that failed after its context ended (the caller's deadline
+	// passed here first, by a timer's slack) reports that, so the caller
+	// sees its context's error rather than a RemoteError.
+	code := codeRemote
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		code = codeDeadline
+	} else if ctxErr != nil {
+		code = codeCancelled
+	}
+	return frame{typ: frameError, id: id, code: code, payload: []byte(truncate(herr.Error()))}, true
+}
+
+// sendReply sends f, a reply; one over the size limit is replaced by an
+// error frame saying so. With modeTry it returns ErrWouldBlock, having
+// sent nothing, if the send queue is full.
+func (sc *serverConn) sendReply(f *frame, mode sendMode) error {
+	err := sc.link.sendMode(sc.ctx, f, mode)
 	if errors.Is(err, transport.ErrTooLarge) {
-		msg := fmt.Sprintf("reply of %d bytes, limit %d", len(reply), sc.link.maxMsg)
-		_ = sc.link.send(sc.ctx, &frame{typ: frameError, id: id, code: codeTooLarge, payload: []byte(msg)}, true)
+		msg := fmt.Sprintf("reply of %d bytes, limit %d", len(f.payload), sc.link.maxMsg)
+		// Small: queued even if the queue is full, so it never blocks.
+		return sc.link.sendMode(sc.ctx, &frame{typ: frameError, id: f.id, code: codeTooLarge, payload: []byte(msg)}, modeQueue)
 	}
+	return err
 }
 
 func (sc *serverConn) runStream(st *stream, h transport.StreamHandler) {
