@@ -866,7 +866,8 @@ func (p *Proposer) noteDone(i int, d Slot) {
 }
 
 // lostLeadership steps down: values never sent are refused at once; values
-// in flight may still be chosen, so their callers wait for the outcome.
+// in flight may still be chosen, so their callers wait for the outcome
+// (for a bounded time, see watch).
 func (p *Proposer) lostLeadership(promised Ballot) {
 	p.leading.Store(false)
 	if promised > Ballot(p.leaderBallot.Load()) {
@@ -897,15 +898,26 @@ func (p *Proposer) lostLeadership(promised Ballot) {
 }
 
 // watch resolves a proposal whose leader stepped down while it was in
-// flight: it is ours if the slot ends up holding our value.
+// flight: it is ours if the slot ends up holding our value. It waits at
+// most watchTimeouts election timeouts: if every Accept for the slot was
+// lost, no acceptor holds it, the next leader does not know it, and
+// nothing decides it until some later proposal takes it, which may never
+// come. The caller is then told to retry, which Propose's contract allows
+// (the value may end up chosen twice).
 func (p *Proposer) watch(slot Slot, w *proposal) {
-	f, e, err := p.node.observer.waitSlot(p.runCtx, slot)
+	ctx, cancel := clockwork.WithTimeout(p.runCtx, p.clock, watchTimeouts*p.cfg.ElectionTimeout)
+	defer cancel()
+	f, e, err := p.node.observer.waitSlot(ctx, slot)
 	if err == nil && f == Decided && !e.NoOp && bytes.Equal(e.Value, w.value) {
 		w.reply <- proposeResult{status: ProposeOK, slot: slot}
 		return
 	}
 	w.reply <- proposeResult{status: ProposeNotLeader}
 }
+
+// watchTimeouts is how many election timeouts watch waits: time for a new
+// leader to be elected and to finish the slots its phase 1 found.
+const watchTimeouts = 3
 
 func (p *Proposer) onTick(ctx context.Context) {
 	now := p.clock.Now()

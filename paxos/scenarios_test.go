@@ -340,3 +340,43 @@ func TestLeaderFailover(t *testing.T) {
 	c.Start(old)
 	c.WaitDecided(slot, 5, wait)
 }
+
+// TestStepDownWithLostAccepts: a leader cut off from its peers takes a
+// proposal and sends its Accepts, which are all lost, then steps down. No
+// acceptor holds the slot, so the new leader does not know it and nothing
+// decides it until a later proposal takes it. The first Propose must not
+// wait for that: it gives up on the slot and retries through the new
+// leader.
+func TestStepDownWithLostAccepts(t *testing.T) {
+	t.Parallel()
+	c := paxostest.NewCluster(t, 3, paxostest.Options{Seed: 21})
+	defer c.CheckAgreement()
+	old := c.Leader(wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := c.P(old).Propose(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	others := []int{(old + 1) % 3, (old + 2) % 3}
+	c.Net.Partition(addrs(old), addrs(others...))
+	type result struct {
+		slot paxos.Slot
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		slot, err := c.P(old).Propose(ctx, []byte("cut off"))
+		res <- result{slot, err}
+	}()
+	c.WaitFor("a new leader among the others", wait, func() bool {
+		return !c.P(old).IsLeader() && (c.P(others[0]).IsLeader() || c.P(others[1]).IsLeader())
+	})
+	c.Net.Heal()
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("Propose through a step-down with its Accepts lost: %v", r.err)
+	}
+	if got := c.WaitDecided(r.slot, 3, wait); string(got) != "cut off" {
+		t.Fatalf("slot %d decided %q, acknowledged for %q", r.slot, got, "cut off")
+	}
+}
