@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -134,33 +135,17 @@ func (sc *serverConn) dispatch(f *frame) error {
 			// Run on this goroutine: no context, no goroutine, no timer.
 			// The entry has no cancel func; a cancel frame or the
 			// teardown removing it is what makes the reply be dropped.
-			sc.mu.Lock()
-			_, dup := sc.calls[f.id]
-			if !dup {
-				sc.calls[f.id] = nil
+			if err := sc.track(f.id, nil); err != nil {
+				return err
 			}
-			sc.mu.Unlock()
-			if dup {
-				<-s.callSem
-				return fmt.Errorf("%w: duplicate call id %d", errFrame, f.id)
-			}
-			s.wg.Add(1)
 			ah(f.payload, sc.asyncReply(f.id))
 			return nil
 		}
 		ctx, cancel := sc.handlerContext(f.timeout)
-		sc.mu.Lock()
-		_, dup := sc.calls[f.id]
-		if !dup {
-			sc.calls[f.id] = cancel
-		}
-		sc.mu.Unlock()
-		if dup {
+		if err := sc.track(f.id, cancel); err != nil {
 			cancel()
-			<-s.callSem
-			return fmt.Errorf("%w: duplicate call id %d", errFrame, f.id)
+			return err
 		}
-		s.wg.Add(1)
 		go sc.runCall(ctx, cancel, f.id, h, f.payload)
 
 	case frameStreamOpen:
@@ -232,6 +217,24 @@ func (sc *serverConn) dispatch(f *frame) error {
 	return nil
 }
 
+// track records call id as running, with cancel (nil for an asynchronous
+// handler), and counts it in Server.wg. A duplicate id is a protocol
+// error: the call's Server.callSem slot, taken by the caller, is released.
+func (sc *serverConn) track(id uint64, cancel context.CancelFunc) error {
+	sc.mu.Lock()
+	_, dup := sc.calls[id]
+	if !dup {
+		sc.calls[id] = cancel
+	}
+	sc.mu.Unlock()
+	if dup {
+		<-sc.s.callSem
+		return fmt.Errorf("%w: duplicate call id %d", errFrame, id)
+	}
+	sc.s.wg.Add(1)
+	return nil
+}
+
 func (sc *serverConn) runCall(ctx context.Context, cancel context.CancelFunc, id uint64, h transport.UnaryHandler, req []byte) {
 	defer sc.s.wg.Done()
 	defer func() { <-sc.s.callSem }()
@@ -248,8 +251,16 @@ func (sc *serverConn) runCall(ctx context.Context, cancel context.CancelFunc, id
 // transport.AsyncUnaryHandler). It never blocks: a reply that finds the
 // send queue full goes to a goroutine that waits for room, as runCall
 // would.
+//
+// A second call of the reply (a handler's bug) is logged and ignored: it
+// must not release the slot of another call.
 func (sc *serverConn) asyncReply(id uint64) func([]byte, error) {
+	var replied atomic.Bool
 	return func(reply []byte, herr error) {
+		if !replied.CompareAndSwap(false, true) {
+			sc.link.log.Error("tcp: asynchronous handler replied twice", "id", id)
+			return
+		}
 		f, live := sc.replyFrame(id, reply, herr, nil)
 		if live && errors.Is(sc.sendReply(&f, modeTry), transport.ErrWouldBlock) {
 			go func() {
