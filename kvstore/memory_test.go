@@ -24,9 +24,20 @@ func heapAlloc() uint64 {
 // release the logs, and the heap returns close to where it started.
 func TestMemory(t *testing.T) {
 	const nkeys, size = 10, 1 << 20
-	h := newHarness(t, harnessOptions{n: 3, seed: 11, configure: func(i int, cfg *kvstore.Config) {
-		cfg.SnapshotEvery = 8
-	}})
+	h := newHarness(t, harnessOptions{n: 3, seed: 11,
+		configure: func(i int, cfg *kvstore.Config) {
+			cfg.SnapshotEvery = 8
+		},
+		// Under -race a 1 MB copy takes about 8 ms of CPU, and a Put of
+		// one is copied some twenty times on its way through the three
+		// nodes: with the harness's default timeouts (150 ms to elect),
+		// a loaded machine lost every leader before it could commit.
+		paxos: func(i int, cfg *paxos.Config) {
+			cfg.ElectionTimeout = 2 * time.Second
+			cfg.HeartbeatInterval = 50 * time.Millisecond
+			cfg.RPCTimeout = 2 * time.Second
+		},
+	})
 	ctx := testCtx(t, 2*time.Minute)
 	ck := h.client("client-0")
 	ck.digest = true // the history keeps hashes of the big values, not the values

@@ -82,11 +82,11 @@ func (a *Acceptor) inject(stage string) error {
 
 // acceptorHooks connect the acceptor to the rest of its node.
 type acceptorHooks struct {
-	done    func() Slot       // the node's done watermark, reported in Accepted
-	contact func(b Ballot)    // a leader or candidate with ballot b reached us
-	forget  func(min Slot)    // the cluster Min moved up to min
-	commit  func(commit Slot) // the highest commit heard moved up
-	durable func()            // durablePrefix moved up, or the acceptor failed
+	done    func() Slot                 // the node's done watermark, reported in Accepted
+	contact func(b Ballot, leader bool) // a leader (Accept) or candidate (Prepare) with ballot b reached us
+	forget  func(min Slot)              // the cluster Min moved up to min
+	commit  func(commit Slot)           // the highest commit heard moved up
+	durable func()                      // durablePrefix moved up, or the acceptor failed
 }
 
 type writeJob struct {
@@ -477,8 +477,24 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 		return nil, err
 	}
 	if a.hooks.contact != nil {
-		a.hooks.contact(req.Ballot)
+		a.hooks.contact(req.Ballot, false)
 	}
+	// Reading the accepted log is the costly part of a Prepare (every
+	// value from From on). Skip it when nobody can use the answer: the
+	// caller gave up, or a higher ballot was promised meanwhile, so this
+	// candidate's phase 1 has failed (the rejection tells it why).
+	// Without this, a slow acceptor works through every stale Prepare of
+	// a run of campaigns and falls further behind with each.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if promised := a.st.promised; promised > req.Ballot {
+		p := &Promise{Promised: promised, Forgotten: a.st.forgotten}
+		a.mu.Unlock()
+		return p, nil
+	}
+	a.mu.Unlock()
 	from := max(req.From, forgotten)
 	var entries []Entry
 	err := a.acceptedLog.Range(ctx, uint64(from), 0, func(r log.Record) error {
@@ -591,7 +607,7 @@ func (a *Acceptor) finishAccept(o *acceptOutcome) (*Accepted, error) {
 		return nil, err
 	}
 	if a.hooks.contact != nil {
-		a.hooks.contact(o.ballot)
+		a.hooks.contact(o.ballot, true)
 	}
 	if o.forgotten > o.oldForgotten && a.hooks.forget != nil {
 		a.hooks.forget(o.forgotten)

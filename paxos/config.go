@@ -43,7 +43,11 @@ type Config struct {
 
 	// ElectionTimeout is how long a follower waits without hearing a leader
 	// before it probes and campaigns; each wait is randomized in
-	// [ElectionTimeout, 2*ElectionTimeout). Default 500ms.
+	// [ElectionTimeout, 2*ElectionTimeout). Each campaign of this node's
+	// that fails in a row (preempted, or no quorum of promises within
+	// twice its Prepare timeout) doubles the wait and the Prepare timeout
+	// (RPCTimeout), up to 8 times; winning or hearing a leader resets
+	// them. Default 500ms.
 	ElectionTimeout time.Duration
 	// HeartbeatInterval is how often an idle leader tells followers it is
 	// alive and how far the log is committed. Must be well below

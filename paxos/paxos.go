@@ -59,7 +59,7 @@ func New(cfg *Config) (*Paxos, error) {
 	var done Slot
 	p.acceptor, done, err = newAcceptor(ctx, c.PromiseLog, c.AcceptedLog, c.Logger.With("role", "acceptor"), acceptorHooks{
 		done:    p.doneMark,
-		contact: func(b Ballot) { p.proposer.contact(b) },
+		contact: func(b Ballot, leader bool) { p.proposer.contact(b, leader) },
 		forget:  p.setMin,
 		commit:  func(commit Slot) { p.observer.hint(commit, nil) },
 		durable: func() { p.observer.kick() },

@@ -71,20 +71,29 @@ type Proposer struct {
 	retrying   atomic.Bool
 
 	// Owned by the loop goroutine.
-	st          *proposerState
-	rng         *rand.Rand
-	queue       []Entry // assigned, not yet sent
-	inflight    int
-	waiters     map[Slot]*proposal
-	lastSent    []time.Time
-	lastOK      []time.Time
-	timeout     time.Duration // this round's randomized election timeout
-	probing     bool
-	campaignEnd time.Time
-	failingFrom time.Time // forwarding to the leader has failed since
-	lastFailure time.Time // the last forwarding failure
-	commitSeen  Slot      // the commit point at commitAt
-	commitAt    time.Time // when the commit point last moved (or a leadership began)
+	st       *proposerState
+	rng      *rand.Rand
+	queue    []Entry // assigned, not yet sent
+	inflight int
+	waiters  map[Slot]*proposal
+	lastSent []time.Time
+	lastOK   []time.Time
+	timeout  time.Duration // this round's randomized election timeout
+	// failedCampaigns counts this node's campaigns in a row that did not
+	// win (preempted, or no quorum answered in time) since it last won or
+	// heard a leader's Accept. Each doubles the election timeout (up to
+	// maxBackoff) and the time a campaign is given (campaignTime): when
+	// phase 1 takes longer than the timeouts allow (large values, a
+	// starved CPU), candidates back off instead of preempting each other
+	// forever.
+	failedCampaigns int
+	heardLeader     atomic.Bool // an Accept reached the local acceptor since the loop last looked
+	probing         bool
+	campaignEnd     time.Time
+	failingFrom     time.Time // forwarding to the leader has failed since
+	lastFailure     time.Time // the last forwarding failure
+	commitSeen      Slot      // the commit point at commitAt
+	commitAt        time.Time // when the commit point last moved (or a leadership began)
 	// backlog holds, per peer, the batches that found its send queue full,
 	// in slot order, until there is room (drainBacklog); it is bounded
 	// (maxBacklog). Sent late, even once chosen, they keep the peer's
@@ -199,6 +208,7 @@ type sendJob struct {
 	retry   bool // a resend after a failure: skipped once the batch is chosen
 	accept  *Accept
 	prepare *Prepare
+	timeout time.Duration // a Prepare's, RPCTimeout grown with failed campaigns
 	batch   *batch
 	more    []*batch // further batches whose entries accept carries
 	bytes   int64    // value bytes of accept's entries, counted in sendBytes
@@ -354,9 +364,34 @@ func (p *Proposer) shutdown() {
 	}
 }
 
+// maxBackoff is the most doublings of the election timeout and of a
+// campaign's time that failed campaigns bring.
+const maxBackoff = 3
+
+// backoff is the factor failed campaigns put on the election timeout and
+// on a campaign's time.
+func (p *Proposer) backoff() time.Duration {
+	return time.Duration(1) << min(p.failedCampaigns, maxBackoff)
+}
+
+// randomTimeout draws an election timeout in [t, 2t), where t is
+// ElectionTimeout times the backoff.
 func (p *Proposer) randomTimeout() time.Duration {
-	t := p.cfg.ElectionTimeout
+	t := p.cfg.ElectionTimeout * p.backoff()
 	return t + time.Duration(p.rng.Int63n(int64(t)))
+}
+
+// campaignTime is how long a Prepare may take, and a campaign wait for a
+// quorum of promises (twice that).
+func (p *Proposer) campaignTime() time.Duration {
+	return p.cfg.RPCTimeout * p.backoff()
+}
+
+// campaignFailed notes a campaign that did not win.
+func (p *Proposer) campaignFailed() {
+	p.failedCampaigns++
+	p.touch()
+	p.timeout = p.randomTimeout()
 }
 
 // touch records contact with a leader or candidate now.
@@ -384,8 +419,11 @@ func (p *Proposer) post(ctx context.Context, f func()) {
 
 // contact is called by the local acceptor when a leader or candidate with
 // ballot b reached it.
-func (p *Proposer) contact(b Ballot) {
+func (p *Proposer) contact(b Ballot, leader bool) {
 	p.touch()
+	if leader {
+		p.heardLeader.Store(true)
+	}
 	p.leaderContact.Store(p.clock.Now().UnixNano())
 	if b > Ballot(p.leaderBallot.Load()) {
 		p.leaderBallot.Store(uint64(b))
@@ -699,7 +737,12 @@ func (p *Proposer) sender(ctx context.Context, i int) {
 		}
 		switch job.kind {
 		case jobPrepare:
-			rep, err := p.clients[i].Prepare(cctx, job.prepare)
+			pctx, pcancel := cctx, context.CancelFunc(func() {})
+			if job.timeout > p.cfg.RPCTimeout {
+				pctx, pcancel = clockwork.WithTimeout(ctx, p.clock, job.timeout)
+			}
+			rep, err := p.clients[i].Prepare(pctx, job.prepare)
+			pcancel()
 			b := job.prepare.Ballot
 			p.post(ctx, func() { p.onPromise(i, b, rep, err) })
 		case jobAccept, jobHeartbeat:
@@ -952,11 +995,14 @@ func (p *Proposer) onTick(ctx context.Context) {
 		}
 	case candidate:
 		if now.After(p.campaignEnd) {
+			p.logger.Debug("campaign timed out", "ballot", st.ballot, "failed", p.failedCampaigns+1)
 			st.stepDown()
-			p.touch()
-			p.timeout = p.randomTimeout()
+			p.campaignFailed()
 		}
 	case follower:
+		if p.heardLeader.Swap(false) {
+			p.failedCampaigns = 0
+		}
 		last := time.Unix(0, p.lastContact.Load())
 		if !p.probing && now.Sub(last) >= p.timeout {
 			p.probing = true
@@ -1064,10 +1110,10 @@ func (p *Proposer) campaign() {
 	prep := p.st.campaign(max(wm, p.node.Min()))
 	p.metrics.campaigns.Add(1)
 	p.logger.Debug("campaigning", "ballot", prep.Ballot, "from", prep.From)
-	p.campaignEnd = p.clock.Now().Add(2 * p.cfg.RPCTimeout)
+	p.campaignEnd = p.clock.Now().Add(2 * p.campaignTime())
 	for i := range p.members {
 		select {
-		case p.sendq[i] <- sendJob{kind: jobPrepare, prepare: prep}:
+		case p.sendq[i] <- sendJob{kind: jobPrepare, prepare: prep, timeout: p.campaignTime()}:
 		default:
 		}
 	}
@@ -1079,13 +1125,14 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	}
 	won, lost := p.st.promise(i, b, rep)
 	if lost {
-		p.touch()
-		p.timeout = p.randomTimeout()
+		p.logger.Debug("campaign preempted", "ballot", b, "promised", rep.Promised, "failed", p.failedCampaigns+1)
+		p.campaignFailed()
 		return
 	}
 	if !won {
 		return
 	}
+	p.failedCampaigns = 0
 	re := p.st.win()
 	p.metrics.elected.Add(1)
 	p.logger.Info("leading", "ballot", p.st.ballot, "from", p.st.start, "reproposals", len(re))
