@@ -213,8 +213,13 @@ func startTrace(path string) (stop func()) {
 }
 
 // startProfile starts a CPU profile into path and returns the function that
-// stops it. A failure is reported and the run goes on unprofiled.
+// stops it. A failure is reported and the run goes on unprofiled. It also
+// writes the allocation profile at the start and at the end of the window,
+// into path.allocs0 and path.allocs: "go tool pprof -sample_index
+// alloc_objects -base path.allocs0 path.allocs" shows the window's
+// allocations.
 func startProfile(path string) (stop func()) {
+	writeAllocs(path + ".allocs0")
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare: cpuprofile:", err)
@@ -228,5 +233,19 @@ func startProfile(path string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		writeAllocs(path + ".allocs")
+	}
+}
+
+// writeAllocs writes the allocation profile so far into path; a failure is
+// reported and otherwise ignored.
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare: allocation profile:", err)
 	}
 }

@@ -68,7 +68,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&stores, "stores", "memory,durable", "comma-separated storage cases: memory, durable (fsync)")
 	fs.IntVar(&o.size, "size", 128, "command size in `bytes` (at least 16)")
 	fs.StringVar(&o.dir, "dir", "", "parent `directory` of the durable cases' data: a new directory is made in it and kept (default: a temporary directory, removed at exit)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured window into this `directory`")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured window into this `directory` (and the allocations, see startProfile)")
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the first second of each measured window into this `directory`")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
