@@ -22,6 +22,9 @@
 //     (ProposerClient). A follower that stops hearing the leader first asks
 //     its peers whether they still hear one (pre-vote), so a node that is
 //     merely deaf or cut off does not depose a leader the majority follows.
+//     Each campaign that fails in a row doubles the node's election and
+//     Prepare timeouts (up to 8×), so candidates whose phase 1 outlasts
+//     the timeouts back off instead of preempting each other.
 //   - Observer: learns chosen values from its own acceptor (a leader's
 //     commit point rides on its next Accept or heartbeat, or on the reply to
 //     a forwarded proposal) and, when it knows it is behind, from the other
