@@ -18,9 +18,11 @@ import (
 // Every state change is persisted, in the order it was decided, before the
 // reply that depends on it is returned: requests that arrive together share
 // one log write (group commit). The first request to find no write in
-// progress writes, on its own goroutine, everything queued, then hands what
-// queued meanwhile to a goroutine of its own once its reply is ready. No
-// lock is held across I/O.
+// progress writes everything queued, on its own goroutine if it waits for
+// its reply, or on a new one if it must not block (an asynchronous Accept
+// on a log that may block) or nobody waits; a writer hands what queued
+// meanwhile to a goroutine of its own once its batch is answered. No lock
+// is held across I/O.
 type Acceptor struct {
 	logger      *slog.Logger
 	promiseLog  log.Log
@@ -409,7 +411,8 @@ func (a *Acceptor) enqueue(j *writeJob) bool {
 
 // write makes sure queued job j gets written: by the caller, now, if no
 // write is in progress. The caller does not hold a.mu; it then waits on
-// j.errc.
+// j.errc, or (an asynchronous Accept) lets j.reply be called by whoever
+// writes j.
 func (a *Acceptor) write(j *writeJob) {
 	a.mu.Lock()
 	if a.writing || j.taken {

@@ -46,7 +46,7 @@ type Config struct {
 	// [ElectionTimeout, 2*ElectionTimeout). Each campaign of this node's
 	// that fails in a row (preempted, or no quorum of promises within
 	// twice its Prepare timeout) doubles the wait and the Prepare timeout
-	// (RPCTimeout), up to 8 times; winning or hearing a leader resets
+	// (RPCTimeout), up to 8× in all; winning or hearing a leader resets
 	// them. Default 500ms.
 	ElectionTimeout time.Duration
 	// HeartbeatInterval is how often an idle leader tells followers it is

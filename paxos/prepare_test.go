@@ -146,7 +146,5 @@ func TestCampaignBackoff(t *testing.T) {
 	inRange(2)
 	p.contact(MakeBallot(prep.Ballot.Round()+1, 2), true)
 	p.onTick(ctx)
-	if p.failedCampaigns != 0 {
-		t.Fatalf("failedCampaigns = %d after a leader's Accept, want 0", p.failedCampaigns)
-	}
+	inRange(0) // the election timeout is drawn again, unhurried
 }

@@ -928,7 +928,7 @@ func (p *Proposer) lostLeadership(promised Ballot) {
 			w.reply <- proposeResult{status: ProposeNotLeader}
 			continue
 		}
-		go p.watch(slot, w)
+		go p.watch(slot, w, p.watchTime())
 	}
 	p.queue = nil
 	p.inflight = 0
@@ -942,13 +942,13 @@ func (p *Proposer) lostLeadership(promised Ballot) {
 
 // watch resolves a proposal whose leader stepped down while it was in
 // flight: it is ours if the slot ends up holding our value. It waits at
-// most watchTimeouts election timeouts: if every Accept for the slot was
-// lost, no acceptor holds it, the next leader does not know it, and
-// nothing decides it until some later proposal takes it, which may never
-// come. The caller is then told to retry, which Propose's contract allows
-// (the value may end up chosen twice).
-func (p *Proposer) watch(slot Slot, w *proposal) {
-	ctx, cancel := clockwork.WithTimeout(p.runCtx, p.clock, watchTimeouts*p.cfg.ElectionTimeout)
+// most limit (see watchTime): if every Accept for the slot was lost, no
+// acceptor holds it, the next leader does not know it, and nothing
+// decides it until some later proposal takes it, which may never come.
+// The caller is then told to retry, which Propose's contract allows (the
+// value may end up chosen twice).
+func (p *Proposer) watch(slot Slot, w *proposal, limit time.Duration) {
+	ctx, cancel := clockwork.WithTimeout(p.runCtx, p.clock, limit)
 	defer cancel()
 	f, e, err := p.node.observer.waitSlot(ctx, slot)
 	if err == nil && f == Decided && !e.NoOp && bytes.Equal(e.Value, w.value) {
@@ -961,6 +961,16 @@ func (p *Proposer) watch(slot Slot, w *proposal) {
 // watchTimeouts is how many election timeouts watch waits: time for a new
 // leader to be elected and to finish the slots its phase 1 found.
 const watchTimeouts = 3
+
+// watchTime is how long watch waits for a slot: watchTimeouts election
+// timeouts and one campaign's time, as long as this node's backoff makes
+// them now. Campaigns that keep failing after that can still outlast it;
+// the value is then proposed again and may be chosen twice, as Propose
+// allows. (Waiting out the worst backoff instead would hold a Propose
+// whose Accepts were all lost for half a minute with the defaults.)
+func (p *Proposer) watchTime() time.Duration {
+	return watchTimeouts*p.cfg.ElectionTimeout*p.backoff() + 2*p.campaignTime()
+}
 
 func (p *Proposer) onTick(ctx context.Context) {
 	now := p.clock.Now()
@@ -1000,8 +1010,11 @@ func (p *Proposer) onTick(ctx context.Context) {
 			p.campaignFailed()
 		}
 	case follower:
-		if p.heardLeader.Swap(false) {
+		if p.heardLeader.Swap(false) && p.failedCampaigns > 0 {
+			// A leader again: the next election starts unhurried, not
+			// with the timeout drawn at the last backoff.
 			p.failedCampaigns = 0
+			p.timeout = p.randomTimeout()
 		}
 		last := time.Unix(0, p.lastContact.Load())
 		if !p.probing && now.Sub(last) >= p.timeout {

@@ -44,7 +44,9 @@ func TestAsyncReplyWouldBlock(t *testing.T) {
 		reply(bytes.Repeat(req[:1], size), nil)
 		answered.Add(1)
 	})
-	srv := startServer(t, "tcp", mux, Options{WriteBuffer: 64 << 10})
+	// Every call may wait for room at once: none may be refused as
+	// overloaded, however large tcp_wmem makes calls.
+	srv := startServer(t, "tcp", mux, Options{WriteBuffer: 64 << 10, MaxConcurrentCalls: calls})
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
