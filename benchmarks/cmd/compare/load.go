@@ -34,6 +34,7 @@ type load struct {
 type result struct {
 	system, store string
 	clients       int
+	round         int             // which of -rounds, from 1
 	ops           int             // commands started and finished inside the window
 	window        time.Duration   // the measured window
 	latencies     []time.Duration // of those commands, sorted

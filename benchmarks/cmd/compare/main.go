@@ -35,6 +35,7 @@ type options struct {
 	opTimeout    time.Duration // bound on one command
 	setupTimeout time.Duration // bound on starting a cluster and electing a leader
 	clients      []int
+	rounds       int // times every system runs every row, interleaved
 	systems      []string
 	stores       []string
 	size         int
@@ -64,6 +65,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.opTimeout, "op-timeout", 5*time.Second, "bound on one command; a command that takes longer counts as an error")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 20*time.Second, "bound on starting a cluster and electing its leader")
 	fs.StringVar(&clients, "clients", "1,64", "comma-separated numbers of concurrent closed-loop clients")
+	fs.IntVar(&o.rounds, "rounds", 1, "run every system this many `times`, interleaved, and judge the targets on the median of the per-round ratios (a busy machine moves whole rows by tens of percent)")
 	fs.StringVar(&systems, "systems", "synod,hashicorp,etcd", "comma-separated systems to run")
 	fs.StringVar(&stores, "stores", "memory,durable", "comma-separated storage cases: memory, durable (fsync)")
 	fs.IntVar(&o.size, "size", 128, "command size in `bytes` (at least 16)")
@@ -99,6 +101,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.size < minCommandSize {
 		return nil, fmt.Errorf("-size must be at least %d", minCommandSize)
+	}
+	if o.rounds < 1 {
+		return nil, errors.New("-rounds must be at least 1")
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.opTimeout <= 0 || o.setupTimeout <= 0 {
 		return nil, errors.New("-duration, -op-timeout and -setup-timeout must be positive, -warmup not negative")
@@ -159,7 +164,7 @@ func run(o *options) error {
 	}
 	// Every phase is bounded; the watchdog ends the process if the sum of
 	// the bounds passes anyway (a hung Close, say).
-	clusters := len(o.systems) * len(o.stores)
+	clusters := len(o.systems) * len(o.stores) * o.rounds
 	perRun := o.warmup + o.duration + o.opTimeout
 	budget := time.Duration(clusters)*(2*o.setupTimeout) + time.Duration(clusters*len(o.clients))*perRun + 30*time.Second
 	watchdog := time.AfterFunc(budget, func() {
@@ -170,13 +175,18 @@ func run(o *options) error {
 
 	printHeader(o)
 	var results []result
-	for _, store := range o.stores {
-		for _, name := range o.systems {
-			rs, err := runCluster(o, name, store, filepath.Join(dir, store, name))
-			if err != nil {
-				return fmt.Errorf("%s/%s: %w", name, store, err)
+	for round := 1; round <= o.rounds; round++ {
+		for _, store := range o.stores {
+			for _, name := range o.systems {
+				rs, err := runCluster(o, name, store, filepath.Join(dir, fmt.Sprint(round), store, name))
+				if err != nil {
+					return fmt.Errorf("%s/%s: %w", name, store, err)
+				}
+				for i := range rs {
+					rs[i].round = round
+				}
+				results = append(results, rs...)
 			}
-			results = append(results, rs...)
 		}
 	}
 	printTable(os.Stdout, results)
@@ -226,8 +236,8 @@ func runCluster(o *options, name, store, dir string) ([]result, error) {
 // printHeader writes what the run measures and on what machine.
 func printHeader(o *options) {
 	fmt.Printf("compare: 3-node clusters on 127.0.0.1, %d-byte commands, closed-loop clients at the leader\n", o.size)
-	fmt.Printf("warmup %v, measured %v per row; %s, GOMAXPROCS=%d, NumCPU=%d\n",
-		o.warmup, o.duration, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("warmup %v, measured %v per row, %d round(s); %s, GOMAXPROCS=%d, NumCPU=%d\n",
+		o.warmup, o.duration, o.rounds, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU())
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		want := []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb/v2", "go.etcd.io/raft/v3", "github.com/dgraph-io/badger/v4"}
 		var vs []string
