@@ -364,7 +364,8 @@ func (p *Paxos) Compact(slot Slot) {
 // wrapping ErrForgotten if from is below what this node still holds (Min,
 // or its own or a peer's compaction point when it fell behind): the
 // application must then install a snapshot. Applications loop on it,
-// passing one more than the last slot they got.
+// passing one more than the last slot they got. The returned values must
+// not be modified (see Chosen).
 func (p *Paxos) Learn(ctx context.Context, from Slot, limit int) ([]Chosen, error) {
 	return p.observer.learn(ctx, from, limit)
 }

@@ -87,7 +87,9 @@ func (f Fate) String() string {
 
 // Chosen is a value chosen at a slot, as delivered by (*Paxos).Learn.
 // A NoOp entry is a hole filler chosen by a new leader; it carries no value
-// and the application skips it.
+// and the application skips it. Value is the node's own copy, shared with
+// its cache and every other Learn caller: read it or copy it, never
+// modify it.
 type Chosen struct {
 	Slot  Slot
 	NoOp  bool
