@@ -31,6 +31,11 @@ type Acceptor struct {
 	// inline: both logs are log.Memory, whose writes never block, so a
 	// caller that must not block may still write its own job (acceptAsync).
 	inline bool
+	// pageBytes bounds the value bytes of one Promise (one entry may pass
+	// it alone): a candidate asks for the rest page by page (Promise.Next),
+	// so a long accepted tail never makes a reply larger than a transport
+	// carries. 0: no bound.
+	pageBytes int
 
 	mu      sync.Mutex
 	st      *acceptorState
@@ -500,15 +505,22 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 	a.mu.Unlock()
 	from := max(req.From, forgotten)
 	var entries []Entry
+	var next Slot // the first slot left for the next page, if any
+	size := 0
 	err := a.acceptedLog.Range(ctx, uint64(from), 0, func(r log.Record) error {
 		e, err := decodeEntry(Slot(r.Slot), r.Value)
 		if err != nil {
 			return err
 		}
+		if a.pageBytes > 0 && len(entries) > 0 && size+len(e.Value) > a.pageBytes {
+			next = e.Slot
+			return errPageFull
+		}
+		size += len(e.Value)
 		entries = append(entries, e)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errPageFull) {
 		return nil, fmt.Errorf("paxos: reading accepted entries: %w", err)
 	}
 	// A truncation (Compact, a new Min) may have run during the read and
@@ -524,8 +536,12 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 			kept = append(kept, e)
 		}
 	}
-	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Entries: kept}, nil
+	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Next: next, Entries: kept}, nil
 }
+
+// errPageFull stops Prepare's read of the accepted log when a promise's
+// page is full.
+var errPageFull = errors.New("paxos: promise page full")
 
 // Accept handles phase 2a and heartbeats.
 func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {

@@ -150,11 +150,20 @@ func (s *observeSub) replay() (*ObserveEvent, error) {
 	durable := Slot(a.durablePrefix.Load())
 	var entries []Entry
 	errFull := errors.New("chunk full")
+	size := 0
 	err := a.acceptedLog.Range(s.ctx, uint64(s.next), 0, func(r log.Record) error {
 		e, err := decodeEntry(Slot(r.Slot), r.Value)
 		if err != nil {
 			return err
 		}
+		// A chunk is at most observeReplayChunk entries and, like a
+		// promise page, pageBytes of values (one larger value alone), so
+		// that a replay of large values never makes a stream message
+		// larger than the transport carries.
+		if len(entries) > 0 && a.pageBytes > 0 && size+len(e.Value) > a.pageBytes {
+			return errFull
+		}
+		size += len(e.Value)
 		entries = append(entries, e)
 		if len(entries) == observeReplayChunk {
 			return errFull

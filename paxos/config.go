@@ -61,7 +61,11 @@ type Config struct {
 	// Default 256.
 	MaxBatch int
 	// MaxBatchBytes bounds the value bytes of one Accept (a single larger
-	// value still goes alone). Default 1 MiB.
+	// value still goes alone), and of one page of this node's acceptor's
+	// promises: a Prepare's reply carries at most that much of the
+	// accepted values it must report (or one larger value), and the
+	// candidate asks for the rest page by page, so no reply outgrows what
+	// the transport carries however long the accepted tail. Default 1 MiB.
 	MaxBatchBytes int
 	// MaxInflight is the most Accepts (batches) a leader has in flight at
 	// once (the pipeline window). A leader batches naturally: while one
@@ -75,7 +79,12 @@ type Config struct {
 	// full, until its context ends (it then returns the context's error,
 	// and the caller may retry). Default 4096.
 	MaxPending int
-	// MaxValueSize is the largest value Propose accepts. Default 16 MiB.
+	// MaxValueSize is the largest value Propose accepts. Default
+	// DefaultMaxValueSize (16 MiB). Every message that carries a value
+	// must fit the transport's message limit with it: transport/tcp's
+	// default (tcp.DefaultMaxFrameSize) leaves room for the default here;
+	// with a smaller MaxFrameSize, lower MaxValueSize and MaxBatchBytes to
+	// match, or a large value is refused by the transport at every try.
 	MaxValueSize int
 	// CatchupDelay is how long an observer waits for the local acceptor to
 	// learn the slots it knows to be chosen before fetching them from
@@ -107,6 +116,9 @@ type Config struct {
 	Seed int64
 }
 
+// DefaultMaxValueSize is Config.MaxValueSize's default.
+const DefaultMaxValueSize = 16 << 20
+
 func (c *Config) withDefaults() Config {
 	d := *c
 	if d.Clock == nil {
@@ -137,7 +149,7 @@ func (c *Config) withDefaults() Config {
 		d.MaxPending = 4096
 	}
 	if d.MaxValueSize == 0 {
-		d.MaxValueSize = 16 << 20
+		d.MaxValueSize = DefaultMaxValueSize
 	}
 	if d.HoleTimeout == 0 {
 		d.HoleTimeout = 2 * d.ElectionTimeout

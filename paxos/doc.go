@@ -24,7 +24,12 @@
 //     merely deaf or cut off does not depose a leader the majority follows.
 //     Each campaign that fails in a row doubles the node's election and
 //     Prepare timeouts (up to 8×), so candidates whose phase 1 outlasts
-//     the timeouts back off instead of preempting each other.
+//     the timeouts back off instead of preempting each other. A promise
+//     reports every accepted value from the candidate's first unknown
+//     slot on, so it comes in pages of at most MaxBatchBytes of values
+//     (Promise.Next; Metrics.PromisePages), as do an acceptor's replays to
+//     observers: no message outgrows the transport's limit, however long
+//     the accepted tail.
 //   - Observer: learns chosen values from its own acceptor (a leader's
 //     commit point rides on its next Accept or heartbeat, or on the reply to
 //     a forwarded proposal) and, when it knows it is behind, from the other

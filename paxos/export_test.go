@@ -76,3 +76,15 @@ func RecordedRefs(ctx context.Context, l log.Log) (int, error) {
 	})
 	return n, err
 }
+
+// AcceptedEntries returns the entries in an acceptor's accepted log l, in
+// slot order.
+func AcceptedEntries(ctx context.Context, l log.Log) ([]Entry, error) {
+	var out []Entry
+	err := l.Range(ctx, 0, 0, func(r log.Record) error {
+		e, err := decodeEntry(Slot(r.Slot), r.Value)
+		out = append(out, e)
+		return err
+	})
+	return out, err
+}

@@ -22,22 +22,28 @@ type Metrics struct {
 	// the other acceptors because its own acceptor lacked chosen slots (a
 	// lost Accept, a partition, a restart, a follower too far behind).
 	Catchups uint64
+	// PromisePages counts the further pages of promises this node asked
+	// for as a candidate: an acceptor's reply to Prepare holds at most
+	// MaxBatchBytes of accepted values (or one larger value), and says
+	// where to go on from when it holds more.
+	PromisePages uint64
 }
 
 type metrics struct {
-	campaigns, elected, proposed, batches, chosen, deferred atomic.Uint64
+	campaigns, elected, proposed, batches, chosen, deferred, pages atomic.Uint64
 }
 
 // Metrics returns a snapshot of the node's counters.
 func (p *Paxos) Metrics() Metrics {
 	m := &p.proposer.metrics
 	return Metrics{
-		Campaigns: m.campaigns.Load(),
-		Elected:   m.elected.Load(),
-		Proposed:  m.proposed.Load(),
-		Batches:   m.batches.Load(),
-		Chosen:    m.chosen.Load(),
-		Deferred:  m.deferred.Load(),
-		Catchups:  p.observer.catchups.Load(),
+		Campaigns:    m.campaigns.Load(),
+		Elected:      m.elected.Load(),
+		Proposed:     m.proposed.Load(),
+		Batches:      m.batches.Load(),
+		Chosen:       m.chosen.Load(),
+		Deferred:     m.deferred.Load(),
+		Catchups:     p.observer.catchups.Load(),
+		PromisePages: m.pages.Load(),
 	}
 }

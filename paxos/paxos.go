@@ -67,6 +67,7 @@ func New(cfg *Config) (*Paxos, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.acceptor.pageBytes = c.MaxBatchBytes
 	p.done.Store(uint64(done))
 	p.observer, err = newObserver(ctx, c.RecordedLog, c.AcceptedLog, p.acceptor.held, c.Logger.With("role", "observer"), c.Clock, c.CatchupDelay)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -147,4 +148,56 @@ func TestCampaignBackoff(t *testing.T) {
 	p.contact(MakeBallot(prep.Ballot.Round()+1, 2), true)
 	p.onTick(ctx)
 	inRange(0) // the election timeout is drawn again, unhurried
+}
+
+// TestPreparePages: a Prepare's reply holds at most pageBytes of values
+// (one larger entry alone) and says where the rest starts; asking again
+// in the same ballot from there returns the next page, and the pages
+// together are every accepted entry.
+func TestPreparePages(t *testing.T) {
+	a := startAcceptor(t, acceptorHooks{})
+	a.pageBytes = 13
+	ctx := context.Background()
+	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
+		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
+	}
+	values := []string{"six-00", "six-01", "a value over the page alone", "six-03", "six-04"}
+	var entries []Entry
+	for i, v := range values {
+		entries = append(entries, Entry{Slot: Slot(i), Value: []byte(v)})
+	}
+	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: entries}); err != nil || !rep.OK {
+		t.Fatalf("Accept: %+v, %v", rep, err)
+	}
+	var pages [][]Slot
+	var got []string
+	from := Slot(0)
+	for range len(values) + 1 {
+		rep, err := a.Prepare(ctx, &Prepare{Ballot: b(2, 2), From: from})
+		if err != nil || !rep.OK {
+			t.Fatalf("Prepare b(2, 2) from %d: %+v, %v", from, rep, err)
+		}
+		var page []Slot
+		for _, e := range rep.Entries {
+			page = append(page, e.Slot)
+			got = append(got, string(e.Value))
+		}
+		pages = append(pages, page)
+		if rep.Next == 0 {
+			break
+		}
+		from = rep.Next
+	}
+	want := [][]Slot{{0, 1}, {2}, {3, 4}}
+	if len(pages) != len(want) {
+		t.Fatalf("pages %v, want %v", pages, want)
+	}
+	for i := range want {
+		if !slices.Equal(pages[i], want[i]) {
+			t.Fatalf("pages %v, want %v", pages, want)
+		}
+	}
+	if !slices.Equal(got, values) {
+		t.Fatalf("the pages hold %q, want %q", got, values)
+	}
 }

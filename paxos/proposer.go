@@ -1136,7 +1136,16 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	if err != nil {
 		return
 	}
-	won, lost := p.st.promise(i, b, rep)
+	won, lost, next := p.st.promise(i, b, rep)
+	if next != 0 {
+		// The rest of acceptor i's promise, a page at a time.
+		select {
+		case p.sendq[i] <- sendJob{kind: jobPrepare, prepare: &Prepare{Ballot: b, From: next}, timeout: p.campaignTime()}:
+			p.metrics.pages.Add(1)
+		default: // its queue is full: the campaign does without it
+		}
+		return
+	}
 	if lost {
 		p.logger.Debug("campaign preempted", "ballot", b, "promised", rep.Promised, "failed", p.failedCampaigns+1)
 		p.campaignFailed()

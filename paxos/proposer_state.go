@@ -30,6 +30,10 @@ type proposerState struct {
 	// Candidate.
 	from     Slot
 	promises map[int]*Promise
+	// pages holds, per acceptor, the entries of the promise pages it sent
+	// before its last (Promise.Next); its promise counts once the last
+	// arrives, carrying them all.
+	pages map[int][]Entry
 
 	// Leader.
 	// Invariant: every slot below commit is chosen; slots[s] exists only
@@ -76,28 +80,50 @@ func (s *proposerState) campaign(from Slot) *Prepare {
 	s.ballot = MakeBallot(s.round, s.id)
 	s.from = from
 	s.promises = make(map[int]*Promise, s.n)
+	s.pages = nil
 	return &Prepare{Ballot: s.ballot, From: from}
 }
 
 // promise tallies a phase 1b reply. It returns won when a quorum has
-// promised, lost when a higher ballot rejected us.
-func (s *proposerState) promise(idx int, b Ballot, p *Promise) (won, lost bool) {
+// promised, lost when a higher ballot rejected us, and next, if not zero,
+// when p is a page of acceptor idx's promise: ask idx again, in the same
+// ballot, from slot next.
+func (s *proposerState) promise(idx int, b Ballot, p *Promise) (won, lost bool, next Slot) {
 	if s.role != candidate || b != s.ballot {
-		return false, false
+		return false, false, 0
 	}
 	if !p.OK {
 		s.see(p.Promised)
 		if p.Promised > s.ballot {
 			s.stepDown()
-			return false, true
+			return false, true, 0
 		}
-		return false, false
+		return false, false, 0
+	}
+	if _, ok := s.promises[idx]; ok {
+		return false, false, 0 // a duplicate of a promise already whole
+	}
+	if p.Next != 0 {
+		// The acceptor's promise holds from the first page on: it accepts
+		// nothing below our ballot any more, so the pages read one after
+		// another add up to what one read would have returned.
+		if s.pages == nil {
+			s.pages = make(map[int][]Entry)
+		}
+		s.pages[idx] = append(s.pages[idx], p.Entries...)
+		return false, false, p.Next
+	}
+	if pages := s.pages[idx]; len(pages) > 0 {
+		whole := *p
+		whole.Entries = append(pages, p.Entries...)
+		delete(s.pages, idx)
+		p = &whole
 	}
 	s.promises[idx] = p
 	// This node's own promise is required: it is what persists the ballot
 	// here, so that after a restart this proposer never reuses it (a reused
 	// ballot could carry two values for one slot).
-	return len(s.promises) >= s.quorum && s.promises[s.self] != nil, false
+	return len(s.promises) >= s.quorum && s.promises[s.self] != nil, false, 0
 }
 
 // win becomes leader. It returns the entries to propose first: for every
@@ -122,7 +148,7 @@ func (s *proposerState) win() []Entry {
 		}
 	}
 	s.role = leader
-	s.promises = nil
+	s.promises, s.pages = nil, nil
 	s.start = start
 	s.commit = start
 	s.next = max(start, top)
@@ -142,7 +168,7 @@ func (s *proposerState) win() []Entry {
 
 func (s *proposerState) stepDown() {
 	s.role = follower
-	s.promises = nil
+	s.promises, s.pages = nil, nil
 }
 
 // taken reports whether the leader must not propose at slot.

@@ -100,14 +100,14 @@ func TestProposerWinRule(t *testing.T) {
 		t.Fatalf("prepare %+v", prep)
 	}
 	ballot := prep.Ballot
-	won, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
+	won, _, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
 		{Slot: 2, Ballot: b(1, 2), Value: []byte("low")},
 		{Slot: 5, Ballot: b(1, 2), Value: []byte("five")},
 	}})
 	if won {
 		t.Fatal("won with one promise of three")
 	}
-	won, lost := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
+	won, lost, _ := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
 		{Slot: 2, Ballot: b(1, 3), Value: []byte("high")},
 	}})
 	if !won || lost {
@@ -146,7 +146,7 @@ func TestProposerWinSkipsForgottenSlots(t *testing.T) {
 func TestProposerLosesToHigherBallot(t *testing.T) {
 	s := newProposerState(1, 3, 0)
 	ballot := s.campaign(0).Ballot
-	_, lost := s.promise(1, ballot, &Promise{Promised: b(9, 2)})
+	_, lost, _ := s.promise(1, ballot, &Promise{Promised: b(9, 2)})
 	if !lost || s.role != follower {
 		t.Fatal("a higher promise did not end the candidacy")
 	}
@@ -237,13 +237,13 @@ func TestObserverRules(t *testing.T) {
 func TestProposerNeedsOwnPromise(t *testing.T) {
 	s := newProposerState(1, 3, 0)
 	ballot := s.campaign(0).Ballot
-	if won, _ := s.promise(1, ballot, &Promise{OK: true, Promised: ballot}); won {
+	if won, _, _ := s.promise(1, ballot, &Promise{OK: true, Promised: ballot}); won {
 		t.Fatal("won with one promise")
 	}
-	if won, _ := s.promise(2, ballot, &Promise{OK: true, Promised: ballot}); won {
+	if won, _, _ := s.promise(2, ballot, &Promise{OK: true, Promised: ballot}); won {
 		t.Fatal("won without this node's own promise")
 	}
-	if won, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot}); !won {
+	if won, _, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot}); !won {
 		t.Fatal("did not win with all three")
 	}
 }
@@ -258,5 +258,41 @@ func TestProposerHoles(t *testing.T) {
 	got := s.holes(10, func(slot Slot) bool { return slot == 1 })
 	if !slices.Equal(got, []Slot{0, 2, 3}) {
 		t.Fatalf("holes = %v, want [0 2 3]", got)
+	}
+}
+
+// A promise that comes in pages counts only once its last page arrives,
+// and carries the entries of every page into the win.
+func TestProposerPagedPromise(t *testing.T) {
+	s := newProposerState(1, 3, 0)
+	ballot := s.campaign(2).Ballot
+	if won, _, next := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
+		{Slot: 3, Ballot: b(1, 2), Value: []byte("three")},
+	}}); won || next != 0 {
+		t.Fatalf("a whole promise: won=%v next=%d", won, next)
+	}
+	won, _, next := s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Next: 5, Entries: []Entry{
+		{Slot: 2, Ballot: b(1, 2), Value: []byte("two")},
+	}})
+	if won || next != 5 {
+		t.Fatalf("first page: won=%v next=%d, want false and 5", won, next)
+	}
+	won, _, next = s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{
+		{Slot: 5, Ballot: b(1, 2), Value: []byte("five")},
+	}})
+	if !won || next != 0 {
+		t.Fatalf("last page: won=%v next=%d, want true and 0", won, next)
+	}
+	got := s.win()
+	var values []string
+	for _, e := range got {
+		if e.NoOp {
+			values = append(values, "-")
+		} else {
+			values = append(values, string(e.Value))
+		}
+	}
+	if want := []string{"two", "three", "-", "five"}; !slices.Equal(values, want) {
+		t.Fatalf("win re-proposes %q, want %q (slots 2 to 5)", values, want)
 	}
 }

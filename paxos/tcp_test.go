@@ -1,6 +1,7 @@
 package paxos_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -15,9 +16,10 @@ import (
 
 // tcpCluster is a cluster of paxos nodes talking over loopback TCP.
 type tcpCluster struct {
-	t       *testing.T
-	members []paxos.Member
-	nodes   []*tcpNode
+	t         *testing.T
+	members   []paxos.Member
+	nodes     []*tcpNode
+	configure func(*paxos.Config) // adjusts every node's Config, if set
 }
 
 type tcpNode struct {
@@ -32,11 +34,21 @@ type tcpNode struct {
 }
 
 func newTCPCluster(t *testing.T, n int, tlsConfig func(i int) *tls.Config) *tcpCluster {
-	c := &tcpCluster{t: t}
+	return newTCPClusterWith(t, n, func(i int, o *tcp.Options) {
+		if tlsConfig != nil {
+			o.TLS = tlsConfig(i)
+		}
+	}, nil)
+}
+
+// newTCPClusterWith is newTCPCluster with node i's transport options set by
+// options and every node's Config adjusted by configure (either may be nil).
+func newTCPClusterWith(t *testing.T, n int, options func(i int, o *tcp.Options), configure func(*paxos.Config)) *tcpCluster {
+	c := &tcpCluster{t: t, configure: configure}
 	for i := range n {
 		nd := &tcpNode{mux: transport.NewMux(), logs: [3]log.Log{log.NewMemory(), log.NewMemory(), log.NewMemory()}}
-		if tlsConfig != nil {
-			nd.opts.TLS = tlsConfig(i)
+		if options != nil {
+			options(i, &nd.opts)
 		}
 		srv, err := tcp.ListenAddr("127.0.0.1:0", nd.mux, nd.opts)
 		if err != nil {
@@ -67,6 +79,9 @@ func (c *tcpCluster) start(i int) {
 		ID: c.members[i].ID, PromiseLog: nd.logs[0], AcceptedLog: nd.logs[1], RecordedLog: nd.logs[2],
 		ElectionTimeout: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond, RPCTimeout: 300 * time.Millisecond,
 		Volatile: true, // a restart here keeps its log.Memory instances
+	}
+	if c.configure != nil {
+		c.configure(cfg)
 	}
 	cfg.DialTransport(d)
 	p, err := paxos.New(cfg)
@@ -212,4 +227,62 @@ func TestTCPMutualTLSCluster(t *testing.T) {
 		last = max(last, s)
 	}
 	c.agree(ctx, last+1, 0, 1, 2)
+}
+
+// TestTCPLargeValuesCatchUp: a node that was down while large values were
+// chosen catches up over TCP from the other acceptors. The replay of what
+// it missed (12 values of 64 KiB, 768 KiB) is larger than one frame may
+// be (256 KiB here), so it must come in chunks of at most MaxBatchBytes,
+// as Accepts and promise pages do; one event of it all would be refused by
+// the transport at every try, and the node would never catch up.
+func TestTCPLargeValuesCatchUp(t *testing.T) {
+	t.Parallel()
+	const frame, batch, size, n = 256 << 10, 96 << 10, 64 << 10, 12
+	c := newTCPClusterWith(t, 3,
+		func(_ int, o *tcp.Options) { o.MaxFrameSize = frame },
+		func(cfg *paxos.Config) { cfg.MaxBatchBytes = batch })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.nodes[0].p.Propose(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	c.agree(ctx, 1, 0, 1, 2)
+	c.stop(2)
+	for i := range n {
+		v := bytes.Repeat([]byte{byte('a' + i)}, size)
+		if _, err := c.nodes[i%2].p.Propose(ctx, v); err != nil {
+			t.Fatalf("value %d: %v", i, err)
+		}
+	}
+	c.start(2)
+	c.agree(ctx, n+1, 0, 1, 2)
+	if c.nodes[2].p.Metrics().Catchups == 0 {
+		t.Fatal("node 2 learned the values without catching up: the test did not exercise the replay")
+	}
+}
+
+// TestDefaultValueFitsTCPFrame: every message that carries one value —
+// an Accept, a promise page, an observe event, a forwarded proposal — fits
+// tcp's default frame with a value of paxos's default MaxValueSize, with
+// every number in it as large as it gets. (Before, the frame limit was
+// exactly 16 MiB: a value of the maximum size was refused by the
+// transport at every try, and its Propose never returned.)
+func TestDefaultValueFitsTCPFrame(t *testing.T) {
+	const big = ^paxos.Slot(0) >> 1
+	v := make([]byte, paxos.DefaultMaxValueSize)
+	e := paxos.Entry{Slot: big, Ballot: paxos.Ballot(big), Value: v}
+	for _, m := range []interface{ MarshalBinary() ([]byte, error) }{
+		&paxos.Accept{Ballot: paxos.Ballot(big), Commit: big - 1, Min: big - 1, Done: big, Entries: []paxos.Entry{e}},
+		&paxos.Promise{OK: true, Promised: paxos.Ballot(big), Forgotten: big - 1, Next: big, Entries: []paxos.Entry{e}},
+		&paxos.ObserveEvent{Commit: big, Forgotten: big - 1, Entries: []paxos.Entry{e}},
+		&paxos.ProposeRequest{HasSlot: true, Wait: true, Slot: big, Value: v},
+	} {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if len(b) > tcp.DefaultMaxFrameSize {
+			t.Errorf("%T with a %d-byte value: %d bytes, over tcp.DefaultMaxFrameSize (%d)", m, len(v), len(b), tcp.DefaultMaxFrameSize)
+		}
+	}
 }

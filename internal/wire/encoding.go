@@ -54,8 +54,8 @@ func (m *Prepare) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// Promise: OK bool, Promised uvarint, Forgotten uvarint, Entries entries
-// (base slot Forgotten, base ballot 0).
+// Promise: OK bool, Promised uvarint, Forgotten uvarint, Next uvarint,
+// Entries entries (base slot Forgotten, base ballot 0).
 
 // WireType returns TypePromise.
 func (m *Promise) WireType() Type { return TypePromise }
@@ -65,7 +65,7 @@ func (m *Promise) size() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return headerLen + 1 + UvarintLen(uint64(m.Promised)) + UvarintLen(uint64(m.Forgotten)) + n, nil
+	return headerLen + 1 + UvarintLen(uint64(m.Promised)) + UvarintLen(uint64(m.Forgotten)) + UvarintLen(uint64(m.Next)) + n, nil
 }
 
 // AppendBinary appends the encoding of m to b.
@@ -79,6 +79,7 @@ func (m *Promise) AppendBinary(b []byte) ([]byte, error) {
 	b = AppendBool(b, m.OK)
 	b = AppendUvarint(b, uint64(m.Promised))
 	b = AppendUvarint(b, uint64(m.Forgotten))
+	b = AppendUvarint(b, uint64(m.Next))
 	b = appendEntries(b, m.Entries, m.Forgotten, 0)
 	return b, nil
 }
@@ -97,6 +98,8 @@ func (m *Promise) UnmarshalBinary(data []byte) error {
 	v.Promised = Ballot(d.Uvarint())
 	d.field = "Forgotten"
 	v.Forgotten = Slot(d.Uvarint())
+	d.field = "Next"
+	v.Next = Slot(d.Uvarint())
 	v.Entries = d.entries(v.Forgotten, 0)
 	if err := d.finish(TypePromise); err != nil {
 		return err

@@ -6,8 +6,9 @@ import (
 )
 
 // Version is the first byte of every encoded message. A decoder rejects any
-// other version with ErrVersion.
-const Version byte = 1
+// other version with ErrVersion. Version 2 added Promise.Next (paged
+// promises); nodes of version 1 and 2 cannot talk to each other.
+const Version byte = 2
 
 // Limits on a single message, enforced when encoding and when decoding (as
 // ErrTooLarge). They are not configurable, so every node agrees on them.

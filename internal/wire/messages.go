@@ -42,7 +42,12 @@ type Promise struct {
 	OK        bool
 	Promised  Ballot
 	Forgotten Slot // slots below this are truncated at the acceptor (chosen and forgotten)
-	Entries   []Entry
+	// Next, if not zero, says the reply is one page: the acceptor holds
+	// more accepted entries, from slot Next on, and the candidate asks
+	// for them with the same ballot and From = Next. Zero: Entries are
+	// all the acceptor holds from the requested slot on.
+	Next    Slot
+	Entries []Entry
 }
 
 // Accept is phase 2a, and also the leader's heartbeat (no Entries). Commit

@@ -64,7 +64,8 @@ func roundTripCases() []roundTripCase {
 		{"Promise reject", &Promise{Promised: MakeBallot(9, 2)}},
 		{"Promise empty entries", &Promise{OK: true, Promised: b7, Forgotten: 3, Entries: []Entry{}}},
 		{"Promise mixed", &Promise{OK: true, Promised: b7, Forgotten: 5, Entries: mixed}},
-		{"Promise max", &Promise{OK: true, Promised: maxU, Forgotten: maxU, Entries: []Entry{{Slot: maxU, Ballot: maxU, Value: []byte{0}}}}},
+		{"Promise page", &Promise{OK: true, Promised: b7, Forgotten: 5, Next: 9, Entries: mixed}},
+		{"Promise max", &Promise{OK: true, Promised: maxU, Forgotten: maxU, Next: maxU, Entries: []Entry{{Slot: maxU, Ballot: maxU, Value: []byte{0}}}}},
 		{"Promise many", &Promise{OK: true, Promised: b7, Forgotten: 1000, Entries: manyEntries(2000, 1000, MakeBallot(6, 1), 3)}},
 
 		{"Accept zero", &Accept{}},
@@ -265,8 +266,8 @@ func TestTruncated(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	accept, _ := (&Accept{Ballot: 5, Commit: 1, Entries: []Entry{{Slot: 1, Ballot: 5, Value: []byte("v")}}}).MarshalBinary()
-	// accept is: 01 03 | 05 01 00 00 | 00 | 01 | 00 02 00 01 'v'
-	if !bytes.Equal(accept, []byte{1, 3, 5, 1, 0, 0, 0, 1, 0, 0, 0, 1, 'v'}) {
+	// accept is: 02 03 | 05 01 00 00 | 00 | 01 | 00 02 00 01 'v'
+	if !bytes.Equal(accept, []byte{Version, 3, 5, 1, 0, 0, 0, 1, 0, 0, 0, 1, 'v'}) {
 		t.Fatalf("unexpected layout %x", accept)
 	}
 	hdr := func(t Type, rest ...byte) []byte { return append([]byte{Version, byte(t)}, rest...) }
@@ -281,7 +282,8 @@ func TestRejects(t *testing.T) {
 	}{
 		{"empty", nil, &Accept{}, ErrTruncated, "Accept"},
 		{"version 0", with(0, 0), &Accept{}, ErrVersion, "Accept"},
-		{"version 2", with(0, 2), &Accept{}, ErrVersion, "Accept"},
+		{"version 1", with(0, 1), &Accept{}, ErrVersion, "Accept"},
+		{"version 3", with(0, 3), &Accept{}, ErrVersion, "Accept"},
 		{"other type", accept, &Promise{}, ErrType, "Promise"},
 		{"unknown type", with(1, 200), &Accept{}, ErrType, "Accept"},
 		{"trailing", append(bytes.Clone(accept), 0), &Accept{}, ErrTrailing, "Accept"},
@@ -389,7 +391,7 @@ func TestHugeCountAllocatesLittle(t *testing.T) {
 		"ObserveEvent 2^60 entries": append([]byte{Version, byte(TypeObserveEvent), 0, 0}, AppendUvarint(nil, 1<<60)...),
 		"Accept 2^60 chosen":        append([]byte{Version, byte(TypeAccept), 0, 0, 0, 0}, AppendUvarint(nil, 1<<60)...),
 		"Accept 2^60 entries":       append([]byte{Version, byte(TypeAccept), 0, 0, 0, 0, 0}, AppendUvarint(nil, 1<<60)...),
-		"Promise MaxEntries":        append([]byte{Version, byte(TypePromise), 1, 0, 0}, AppendUvarint(nil, MaxEntries)...),
+		"Promise MaxEntries":        append([]byte{Version, byte(TypePromise), 1, 0, 0, 0}, AppendUvarint(nil, MaxEntries)...),
 		"ProposeRequest 2^60 value": append([]byte{Version, byte(TypeProposeRequest), 0, 0}, AppendUvarint(nil, 1<<60)...),
 	}
 	for name, in := range inputs {

@@ -28,8 +28,8 @@ type Options struct {
 	// MaxFrameSize is the largest message (request, reply or stream
 	// message) a connection sends or accepts, in bytes; each travels in one
 	// frame, whose header adds at most 1,058 bytes (most of it for the
-	// route name; typically 3 to 30). Default 16 MiB; at least 1 KiB, at
-	// most 1 GiB. Sending a larger message fails with an error wrapping
+	// route name; typically 3 to 30). Default DefaultMaxFrameSize (16 MiB
+	// and 64 KiB); at least 1 KiB, at most 1 GiB. Sending a larger message fails with an error wrapping
 	// transport.ErrTooLarge and leaves the connection up; receiving a length
 	// prefix over MaxFrameSize plus that header bound drops the connection
 	// without reading or allocating the frame.
@@ -82,7 +82,9 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultMaxFrameSize         = 16 << 20
+	// DefaultMaxFrameSize is 16 MiB and 64 KiB: room for a 16 MiB value
+	// (paxos's default MaxValueSize) with the message that carries it.
+	DefaultMaxFrameSize         = 16<<20 + 64<<10
 	DefaultMaxConcurrentCalls   = 1024
 	DefaultMaxConcurrentStreams = 1024
 	DefaultStreamWindow         = 1 << 20
