@@ -31,10 +31,11 @@ type Acceptor struct {
 	// inline: both logs are log.Memory, whose writes never block, so a
 	// caller that must not block may still write its own job (acceptAsync).
 	inline bool
-	// pageBytes bounds the value bytes of one Promise (one entry may pass
-	// it alone): a candidate asks for the rest page by page (Promise.Next),
-	// so a long accepted tail never makes a reply larger than a transport
-	// carries. 0: no bound.
+	// pageBytes bounds the value bytes (see pageCost) of one Promise and
+	// one replayed event (one entry may pass it alone): a candidate asks
+	// for the rest page by page (Promise.Next), so a long accepted tail
+	// never makes a reply larger than a transport carries. 0: no bound
+	// but the count (see pageFull).
 	pageBytes int
 
 	mu      sync.Mutex
@@ -512,11 +513,11 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 		if err != nil {
 			return err
 		}
-		if a.pageBytes > 0 && len(entries) > 0 && size+len(e.Value) > a.pageBytes {
+		if a.pageFull(len(entries), size, e, promisePageEntries) {
 			next = e.Slot
 			return errPageFull
 		}
-		size += len(e.Value)
+		size += pageCost(e)
 		entries = append(entries, e)
 		return nil
 	})
@@ -542,6 +543,26 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 // errPageFull stops Prepare's read of the accepted log when a promise's
 // page is full.
 var errPageFull = errors.New("paxos: promise page full")
+
+// promisePageEntries bounds the entries of one promise page, whatever
+// their size (a long run of no-ops carries no value bytes), far below
+// what a message may list (wire.MaxEntries).
+const promisePageEntries = 4096
+
+// pageCost is what entry e counts against pageBytes: its value and a
+// bound on the rest of its encoding.
+func pageCost(e Entry) int { return len(e.Value) + 32 }
+
+// pageFull reports whether entry e must go to the next page of a reply
+// (a promise page, a replayed event) that holds n entries costing size:
+// a page holds at most maxEntries entries and pageBytes of cost, and
+// always at least one entry, however large.
+func (a *Acceptor) pageFull(n, size int, e Entry, maxEntries int) bool {
+	if n == 0 {
+		return false
+	}
+	return n >= maxEntries || (a.pageBytes > 0 && size+pageCost(e) > a.pageBytes)
+}
 
 // Accept handles phase 2a and heartbeats.
 func (a *Acceptor) Accept(ctx context.Context, req *Accept) (*Accepted, error) {

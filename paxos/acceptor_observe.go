@@ -156,18 +156,15 @@ func (s *observeSub) replay() (*ObserveEvent, error) {
 		if err != nil {
 			return err
 		}
-		// A chunk is at most observeReplayChunk entries and, like a
-		// promise page, pageBytes of values (one larger value alone), so
-		// that a replay of large values never makes a stream message
-		// larger than the transport carries.
-		if len(entries) > 0 && a.pageBytes > 0 && size+len(e.Value) > a.pageBytes {
+		// A chunk is paged like a promise (pageFull: at most
+		// observeReplayChunk entries and pageBytes, one larger value
+		// alone), so that a replay of large values never makes a stream
+		// message larger than the transport carries.
+		if a.pageFull(len(entries), size, e, observeReplayChunk) {
 			return errFull
 		}
-		size += len(e.Value)
+		size += pageCost(e)
 		entries = append(entries, e)
-		if len(entries) == observeReplayChunk {
-			return errFull
-		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFull) {

@@ -150,18 +150,18 @@ func TestCampaignBackoff(t *testing.T) {
 	inRange(0) // the election timeout is drawn again, unhurried
 }
 
-// TestPreparePages: a Prepare's reply holds at most pageBytes of values
+// TestPreparePages: a Prepare's reply holds at most pageBytes of entries
 // (one larger entry alone) and says where the rest starts; asking again
 // in the same ballot from there returns the next page, and the pages
 // together are every accepted entry.
 func TestPreparePages(t *testing.T) {
 	a := startAcceptor(t, acceptorHooks{})
-	a.pageBytes = 13
+	a.pageBytes = 2*pageCost(Entry{Value: []byte("six-00")}) + 1 // two of the small values
 	ctx := context.Background()
 	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
 		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
 	}
-	values := []string{"six-00", "six-01", "a value over the page alone", "six-03", "six-04"}
+	values := []string{"six-00", "six-01", "a value larger than a whole page, which goes alone", "six-03", "six-04"}
 	var entries []Entry
 	for i, v := range values {
 		entries = append(entries, Entry{Slot: Slot(i), Value: []byte(v)})
@@ -199,5 +199,31 @@ func TestPreparePages(t *testing.T) {
 	}
 	if !slices.Equal(got, values) {
 		t.Fatalf("the pages hold %q, want %q", got, values)
+	}
+}
+
+// TestPreparePageEntries: a long run of no-ops, which carry no value
+// bytes, still comes in pages of at most promisePageEntries entries.
+func TestPreparePageEntries(t *testing.T) {
+	a := startAcceptor(t, acceptorHooks{})
+	ctx := context.Background()
+	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
+		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
+	}
+	const n = promisePageEntries + 10
+	entries := make([]Entry, n)
+	for i := range entries {
+		entries[i] = Entry{Slot: Slot(i), NoOp: true}
+	}
+	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: entries}); err != nil || !rep.OK {
+		t.Fatalf("Accept: %+v, %v", rep, err)
+	}
+	rep, err := a.Prepare(ctx, &Prepare{Ballot: b(2, 2)})
+	if err != nil || !rep.OK || len(rep.Entries) != promisePageEntries || rep.Next != promisePageEntries {
+		t.Fatalf("first page: %d entries, next %d, %v; want %d and %d", len(rep.Entries), rep.Next, err, promisePageEntries, promisePageEntries)
+	}
+	rep, err = a.Prepare(ctx, &Prepare{Ballot: b(2, 2), From: rep.Next})
+	if err != nil || !rep.OK || len(rep.Entries) != 10 || rep.Next != 0 {
+		t.Fatalf("last page: %d entries, next %d, %v; want 10 and 0", len(rep.Entries), rep.Next, err)
 	}
 }
