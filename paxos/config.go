@@ -80,10 +80,12 @@ type Config struct {
 	// and the caller may retry). Default 4096.
 	MaxPending int
 	// MaxValueSize is the largest value Propose accepts. Default
-	// DefaultMaxValueSize (16 MiB). Every message that carries a value
-	// must fit the transport's message limit with it: transport/tcp's
-	// default (tcp.DefaultMaxFrameSize) leaves room for the default here;
-	// with a smaller MaxFrameSize, lower MaxValueSize and MaxBatchBytes to
+	// DefaultMaxValueSize (8 MiB). A value must fit, with a few dozen
+	// bytes around it, both one write of the node's logs (an acceptor
+	// whose log refuses a write stops answering: log.MaxFileWrite for a
+	// FileDB) and one message of the transport (tcp.DefaultMaxFrameSize
+	// leaves room for 16 MiB): raise it only as far as both allow, and
+	// with a smaller tcp MaxFrameSize lower it and MaxBatchBytes to
 	// match, or a large value is refused by the transport at every try.
 	MaxValueSize int
 	// CatchupDelay is how long an observer waits for the local acceptor to
@@ -116,8 +118,11 @@ type Config struct {
 	Seed int64
 }
 
-// DefaultMaxValueSize is Config.MaxValueSize's default.
-const DefaultMaxValueSize = 16 << 20
+// DefaultMaxValueSize is Config.MaxValueSize's default: 8 MiB, which one
+// write of the shipped logs takes with its record around it (log.FileDB
+// writes at most log.MaxFileWrite, 16 MiB, at once) and one tcp frame
+// carries with its message.
+const DefaultMaxValueSize = 8 << 20
 
 func (c *Config) withDefaults() Config {
 	d := *c

@@ -1115,6 +1115,14 @@ func (p *Proposer) probe(ctx context.Context, ballot Ballot, unreachable bool) {
 	})
 }
 
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // campaign runs phase 1 for every slot this node has not recorded.
 func (p *Proposer) campaign() {
 	promised, _ := p.node.acceptor.status()
@@ -1138,11 +1146,24 @@ func (p *Proposer) onPromise(i int, b Ballot, rep *Promise, err error) {
 	}
 	won, lost, next := p.st.promise(i, b, rep)
 	if next != 0 {
-		// The rest of acceptor i's promise, a page at a time.
+		// The rest of acceptor i's promise, a page at a time. Each page
+		// gives the campaign another Prepare's time, so a long tail does
+		// not make every campaign time out and start over from page one.
+		p.metrics.pages.Add(1)
+		p.campaignEnd = later(p.campaignEnd, p.clock.Now().Add(p.campaignTime()))
+		job := sendJob{kind: jobPrepare, prepare: &Prepare{Ballot: b, From: next}, timeout: p.campaignTime()}
 		select {
-		case p.sendq[i] <- sendJob{kind: jobPrepare, prepare: &Prepare{Ballot: b, From: next}, timeout: p.campaignTime()}:
-			p.metrics.pages.Add(1)
-		default: // its queue is full: the campaign does without it
+		case p.sendq[i] <- job:
+		default:
+			// The queue is full (of Accepts of a leadership just lost,
+			// say): wait for room rather than lose this acceptor's
+			// promise, which the campaign may need (its own always).
+			go func() {
+				select {
+				case p.sendq[i] <- job:
+				case <-p.runCtx.Done():
+				}
+			}()
 		}
 		return
 	}

@@ -30,10 +30,10 @@ type proposerState struct {
 	// Candidate.
 	from     Slot
 	promises map[int]*Promise
-	// pages holds, per acceptor, the entries of the promise pages it sent
-	// before its last (Promise.Next); its promise counts once the last
+	// pages holds, per acceptor, what the promise pages it sent before
+	// its last (Promise.Next) said; its promise counts once the last
 	// arrives, carrying them all.
-	pages map[int][]Entry
+	pages map[int]*promisePages
 
 	// Leader.
 	// Invariant: every slot below commit is chosen; slots[s] exists only
@@ -84,6 +84,13 @@ func (s *proposerState) campaign(from Slot) *Prepare {
 	return &Prepare{Ballot: s.ballot, From: from}
 }
 
+// promisePages is what the pages of one acceptor's promise said before
+// the last: their entries, and the highest truncation point they reported.
+type promisePages struct {
+	entries   []Entry
+	forgotten Slot
+}
+
 // promise tallies a phase 1b reply. It returns won when a quorum has
 // promised, lost when a higher ballot rejected us, and next, if not zero,
 // when p is a page of acceptor idx's promise: ask idx again, in the same
@@ -108,14 +115,26 @@ func (s *proposerState) promise(idx int, b Ballot, p *Promise) (won, lost bool, 
 		// nothing below our ballot any more, so the pages read one after
 		// another add up to what one read would have returned.
 		if s.pages == nil {
-			s.pages = make(map[int][]Entry)
+			s.pages = make(map[int]*promisePages)
 		}
-		s.pages[idx] = append(s.pages[idx], p.Entries...)
+		pp := s.pages[idx]
+		if pp == nil {
+			pp = &promisePages{}
+			s.pages[idx] = pp
+		}
+		pp.entries = append(pp.entries, p.Entries...)
+		pp.forgotten = max(pp.forgotten, p.Forgotten)
 		return false, false, p.Next
 	}
-	if pages := s.pages[idx]; len(pages) > 0 {
+	if pp := s.pages[idx]; pp != nil {
+		// The highest truncation point any page reported: a page read
+		// after the acceptor restarted may report a lower one (a Compact
+		// is not persisted), and the earlier pages hold nothing below the
+		// higher one, so the lower one would have win fill chosen slots
+		// with no-ops.
 		whole := *p
-		whole.Entries = append(pages, p.Entries...)
+		whole.Entries = append(pp.entries, p.Entries...)
+		whole.Forgotten = max(pp.forgotten, p.Forgotten)
 		delete(s.pages, idx)
 		p = &whole
 	}

@@ -296,3 +296,31 @@ func TestProposerPagedPromise(t *testing.T) {
 		t.Fatalf("win re-proposes %q, want %q (slots 2 to 5)", values, want)
 	}
 }
+
+// A page read after the acceptor restarted may report a lower truncation
+// point than an earlier page (a Compact is not persisted); the whole
+// promise keeps the highest, or win would fill slots the earlier page
+// skipped as forgotten (chosen) with no-ops.
+func TestProposerPagedPromiseKeepsHighestForgotten(t *testing.T) {
+	s := newProposerState(1, 3, 0)
+	ballot := s.campaign(2).Ballot
+	if _, _, next := s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Forgotten: 10, Next: 12, Entries: []Entry{
+		{Slot: 10, Ballot: b(1, 2), Value: []byte("ten")},
+		{Slot: 11, Ballot: b(1, 2), Value: []byte("eleven")},
+	}}); next != 12 {
+		t.Fatalf("first page: next %d, want 12", next)
+	}
+	s.promise(0, ballot, &Promise{OK: true, Promised: ballot, Forgotten: 0})
+	won, _, _ := s.promise(1, ballot, &Promise{OK: true, Promised: ballot})
+	if !won {
+		t.Fatal("did not win with two of three")
+	}
+	for _, e := range s.win() {
+		if e.Slot < 10 {
+			t.Fatalf("re-proposed slot %d (%+v), below the truncation point 10 an earlier page reported", e.Slot, e)
+		}
+	}
+	if s.commit != 10 {
+		t.Fatalf("commit %d, want 10", s.commit)
+	}
+}

@@ -263,10 +263,10 @@ func TestTCPLargeValuesCatchUp(t *testing.T) {
 
 // TestDefaultValueFitsTCPFrame: every message that carries one value —
 // an Accept, a promise page, an observe event, a forwarded proposal — fits
-// tcp's default frame with a value of paxos's default MaxValueSize, with
-// every number in it as large as it gets. (Before, the frame limit was
-// exactly 16 MiB: a value of the maximum size was refused by the
-// transport at every try, and its Propose never returned.)
+// tcp's default frame with a value of paxos's default MaxValueSize and
+// large numbers around it. (Before, the frame limit was exactly 16 MiB,
+// the default MaxValueSize then: a value of the maximum size was refused
+// by the transport at every try, and its Propose never returned.)
 func TestDefaultValueFitsTCPFrame(t *testing.T) {
 	const big = ^paxos.Slot(0) >> 1
 	v := make([]byte, paxos.DefaultMaxValueSize)

@@ -73,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{Version})
 	f.Add([]byte{Version, 0})
-	f.Add([]byte{2, byte(TypeAccept)})
+	f.Add([]byte{Version + 1, byte(TypeAccept)})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {

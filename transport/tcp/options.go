@@ -83,7 +83,8 @@ type Options struct {
 // Defaults.
 const (
 	// DefaultMaxFrameSize is 16 MiB and 64 KiB: room for a 16 MiB value
-	// (paxos's default MaxValueSize) with the message that carries it.
+	// (twice paxos's default MaxValueSize) with the message that carries
+	// it.
 	DefaultMaxFrameSize         = 16<<20 + 64<<10
 	DefaultMaxConcurrentCalls   = 1024
 	DefaultMaxConcurrentStreams = 1024
