@@ -504,24 +504,8 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 		return p, nil
 	}
 	a.mu.Unlock()
-	from := max(req.From, forgotten)
-	var entries []Entry
-	var next Slot // the first slot left for the next page, if any
-	size := 0
-	err := a.acceptedLog.Range(ctx, uint64(from), 0, func(r log.Record) error {
-		e, err := decodeEntry(Slot(r.Slot), r.Value)
-		if err != nil {
-			return err
-		}
-		if a.pageFull(len(entries), size, e, promisePageEntries) {
-			next = e.Slot
-			return errPageFull
-		}
-		size += pageCost(e)
-		entries = append(entries, e)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errPageFull) {
+	entries, next, err := a.readPage(ctx, max(req.From, forgotten), promisePageEntries)
+	if err != nil {
 		return nil, fmt.Errorf("paxos: reading accepted entries: %w", err)
 	}
 	// A truncation (Compact, a new Min) may have run during the read and
@@ -540,9 +524,33 @@ func (a *Acceptor) Prepare(ctx context.Context, req *Prepare) (*Promise, error) 
 	return &Promise{OK: true, Promised: req.Ballot, Forgotten: forgotten, Next: next, Entries: kept}, nil
 }
 
-// errPageFull stops Prepare's read of the accepted log when a promise's
-// page is full.
-var errPageFull = errors.New("paxos: promise page full")
+// errPageFull stops readPage's read of the accepted log when the page is
+// full.
+var errPageFull = errors.New("paxos: page full")
+
+// readPage reads one page of the accepted log from slot from on (see
+// pageFull; at most maxEntries entries). next is the first slot left for
+// the next page, or 0 if the log holds nothing more.
+func (a *Acceptor) readPage(ctx context.Context, from Slot, maxEntries int) (entries []Entry, next Slot, err error) {
+	size := 0
+	err = a.acceptedLog.Range(ctx, uint64(from), 0, func(r log.Record) error {
+		e, err := decodeEntry(Slot(r.Slot), r.Value)
+		if err != nil {
+			return err
+		}
+		if a.pageFull(len(entries), size, e, maxEntries) {
+			next = e.Slot
+			return errPageFull
+		}
+		size += pageCost(e)
+		entries = append(entries, e)
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return entries, next, err
+}
 
 // promisePageEntries bounds the entries of one promise page, whatever
 // their size (a long run of no-ops carries no value bytes), far below

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/synod-go/synod/log"
 )
 
 const (
@@ -148,26 +146,11 @@ func (s *observeSub) replay() (*ObserveEvent, error) {
 	// Taken before reading the log: below it, what the read sees is the
 	// chosen entry (see Acceptor.durablePrefix).
 	durable := Slot(a.durablePrefix.Load())
-	var entries []Entry
-	errFull := errors.New("chunk full")
-	size := 0
-	err := a.acceptedLog.Range(s.ctx, uint64(s.next), 0, func(r log.Record) error {
-		e, err := decodeEntry(Slot(r.Slot), r.Value)
-		if err != nil {
-			return err
-		}
-		// A chunk is paged like a promise (pageFull: at most
-		// observeReplayChunk entries and pageBytes, one larger value
-		// alone), so that a replay of large values never makes a stream
-		// message larger than the transport carries.
-		if a.pageFull(len(entries), size, e, observeReplayChunk) {
-			return errFull
-		}
-		size += pageCost(e)
-		entries = append(entries, e)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFull) {
+	// A chunk is a page, like a promise's, so that a replay of large
+	// values never makes a stream message larger than the transport
+	// carries.
+	entries, _, err := a.readPage(s.ctx, s.next, observeReplayChunk)
+	if err != nil {
 		return nil, fmt.Errorf("paxos: observe replay: %w", err)
 	}
 	a.mu.Lock()

@@ -45,6 +45,18 @@ func startAcceptor(t *testing.T, hooks acceptorHooks) *Acceptor {
 	}
 }
 
+// acceptInBallot1 has a promise b(1, 1) and then entries accepted in it.
+func acceptInBallot1(t *testing.T, a *Acceptor, entries []Entry) {
+	t.Helper()
+	ctx := context.Background()
+	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
+		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
+	}
+	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: entries}); err != nil || !rep.OK {
+		t.Fatalf("Accept: %+v, %v", rep, err)
+	}
+}
+
 // TestPrepareSupersededSkipsRead: a Prepare overtaken by a higher one
 // after its promise was persisted answers with the higher ballot instead
 // of reading (and shipping) every accepted value: its candidate has lost
@@ -62,13 +74,8 @@ func TestPrepareSupersededSkipsRead(t *testing.T) {
 		}
 	}})
 	ctx := context.Background()
-	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
-		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
-	}
 	value := []byte("accepted in ballot 1")
-	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: []Entry{{Slot: 0, Value: value}}}); err != nil || !rep.OK {
-		t.Fatalf("Accept: %+v, %v", rep, err)
-	}
+	acceptInBallot1(t, a, []Entry{{Slot: 0, Value: value}})
 
 	rep, err := a.Prepare(ctx, &Prepare{Ballot: b(2, 1)})
 	if err != nil {
@@ -158,17 +165,12 @@ func TestPreparePages(t *testing.T) {
 	a := startAcceptor(t, acceptorHooks{})
 	a.pageBytes = 2*pageCost(Entry{Value: []byte("six-00")}) + 1 // two of the small values
 	ctx := context.Background()
-	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
-		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
-	}
 	values := []string{"six-00", "six-01", "a value larger than a whole page, which goes alone", "six-03", "six-04"}
 	var entries []Entry
 	for i, v := range values {
 		entries = append(entries, Entry{Slot: Slot(i), Value: []byte(v)})
 	}
-	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: entries}); err != nil || !rep.OK {
-		t.Fatalf("Accept: %+v, %v", rep, err)
-	}
+	acceptInBallot1(t, a, entries)
 	var pages [][]Slot
 	var got []string
 	from := Slot(0)
@@ -207,17 +209,12 @@ func TestPreparePages(t *testing.T) {
 func TestPreparePageEntries(t *testing.T) {
 	a := startAcceptor(t, acceptorHooks{})
 	ctx := context.Background()
-	if rep, err := a.Prepare(ctx, &Prepare{Ballot: b(1, 1)}); err != nil || !rep.OK {
-		t.Fatalf("Prepare b(1, 1): %+v, %v", rep, err)
-	}
 	const n = promisePageEntries + 10
 	entries := make([]Entry, n)
 	for i := range entries {
 		entries[i] = Entry{Slot: Slot(i), NoOp: true}
 	}
-	if rep, err := a.Accept(ctx, &Accept{Ballot: b(1, 1), Entries: entries}); err != nil || !rep.OK {
-		t.Fatalf("Accept: %+v, %v", rep, err)
-	}
+	acceptInBallot1(t, a, entries)
 	rep, err := a.Prepare(ctx, &Prepare{Ballot: b(2, 2)})
 	if err != nil || !rep.OK || len(rep.Entries) != promisePageEntries || rep.Next != promisePageEntries {
 		t.Fatalf("first page: %d entries, next %d, %v; want %d and %d", len(rep.Entries), rep.Next, err, promisePageEntries, promisePageEntries)
