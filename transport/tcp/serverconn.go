@@ -236,8 +236,7 @@ func (sc *serverConn) track(id uint64, cancel context.CancelFunc) error {
 }
 
 func (sc *serverConn) runCall(ctx context.Context, cancel context.CancelFunc, id uint64, h transport.UnaryHandler, req []byte) {
-	defer sc.s.wg.Done()
-	defer func() { <-sc.s.callSem }()
+	defer sc.endCall()
 	reply, herr := h(ctx, req)
 	ctxErr := ctx.Err()
 	cancel()
