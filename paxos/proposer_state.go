@@ -85,10 +85,12 @@ func (s *proposerState) campaign(from Slot) *Prepare {
 }
 
 // promisePages is what the pages of one acceptor's promise said before
-// the last: their entries, and the highest truncation point they reported.
+// the last: their entries, the highest truncation point they reported, and
+// where the next page starts.
 type promisePages struct {
 	entries   []Entry
 	forgotten Slot
+	next      Slot
 }
 
 // promise tallies a phase 1b reply. It returns won when a quorum has
@@ -114,16 +116,30 @@ func (s *proposerState) promise(idx int, b Ballot, p *Promise) (won, lost bool, 
 		// The acceptor's promise holds from the first page on: it accepts
 		// nothing below our ballot any more, so the pages read one after
 		// another add up to what one read would have returned.
+		pp := s.pages[idx]
+		from := s.from // where the page asked for started
+		if pp != nil {
+			from = pp.next
+		}
+		if p.Next <= from {
+			// A page holds at least one entry at or above the slot asked
+			// for, so the next one starts further on. This is no page of
+			// the promise (a faulty or corrupted peer): asking again from
+			// it could go on for ever, the campaign extended at each page.
+			// The acceptor's promise is not counted; the campaign wins
+			// without it or times out.
+			return false, false, 0
+		}
 		if s.pages == nil {
 			s.pages = make(map[int]*promisePages)
 		}
-		pp := s.pages[idx]
 		if pp == nil {
 			pp = &promisePages{}
 			s.pages[idx] = pp
 		}
 		pp.entries = append(pp.entries, p.Entries...)
 		pp.forgotten = max(pp.forgotten, p.Forgotten)
+		pp.next = p.Next
 		return false, false, p.Next
 	}
 	if pp := s.pages[idx]; pp != nil {

@@ -297,6 +297,45 @@ func TestProposerPagedPromise(t *testing.T) {
 	}
 }
 
+// A page whose Next does not pass the slot it was asked from is ignored,
+// not asked after: a faulty peer repeating it would otherwise keep the
+// campaign paging for ever (each page extends it).
+func TestProposerIgnoresPageWithoutProgress(t *testing.T) {
+	s := newProposerState(1, 3, 0)
+	ballot := s.campaign(5).Ballot
+	if _, _, next := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Next: 5}); next != 0 {
+		t.Fatalf("a first page with Next at the campaign's From (5): asked again from %d", next)
+	}
+	if _, _, next := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Next: 3}); next != 0 {
+		t.Fatalf("a first page with Next below the campaign's From (5): asked again from %d", next)
+	}
+	if _, _, next := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Next: 8, Entries: []Entry{
+		{Slot: 5, Ballot: b(1, 2), Value: []byte("five")},
+	}}); next != 8 {
+		t.Fatalf("a real first page: next %d, want 8", next)
+	}
+	for _, stale := range []Slot{8, 6} {
+		if _, _, next := s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Next: stale}); next != 0 {
+			t.Fatalf("a page asked from 8 with Next %d: asked again from %d", stale, next)
+		}
+	}
+	// The promise still completes with its real last page.
+	s.promise(1, ballot, &Promise{OK: true, Promised: ballot, Entries: []Entry{{Slot: 9, Ballot: b(1, 2), Value: []byte("nine")}}})
+	won, _, _ := s.promise(0, ballot, &Promise{OK: true, Promised: ballot})
+	if !won {
+		t.Fatal("did not win with two whole promises")
+	}
+	var slots []Slot
+	for _, e := range s.win() {
+		if !e.NoOp {
+			slots = append(slots, e.Slot)
+		}
+	}
+	if want := []Slot{5, 9}; !slices.Equal(slots, want) {
+		t.Fatalf("re-proposed values at %v, want %v", slots, want)
+	}
+}
+
 // A page read after the acceptor restarted may report a lower truncation
 // point than an earlier page (a Compact is not persisted); the whole
 // promise keeps the highest, or win would fill slots the earlier page
