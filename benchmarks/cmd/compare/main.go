@@ -40,8 +40,9 @@ type options struct {
 	stores       []string
 	size         int
 	dir          string
-	cpuProfile   string // directory for one CPU profile per run, or ""
-	trace        string // directory for one execution trace per run, or ""
+	cpuProfile   string        // directory for one CPU profile per run, or ""
+	trace        string        // directory for one execution trace per run, or ""
+	diskProbe    time.Duration // length of each disk probe before the durable cases (0: none)
 }
 
 func main() {
@@ -71,6 +72,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.size, "size", 128, "command size in `bytes` (at least 16)")
 	fs.StringVar(&o.dir, "dir", "", "parent `directory` of the durable cases' data: a new directory is made in it and kept (default: a temporary directory, removed at exit)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured window into this `directory` (and the allocations, see startProfile)")
+	fs.DurationVar(&o.diskProbe, "disk-probe", 2*time.Second, "`time` the disk probe runs each of its two steps (one fdatasync writer, then three) before the durable cases; 0 skips it")
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the first second of each measured window into this `directory`")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -105,8 +107,8 @@ func parseFlags(args []string) (*options, error) {
 	if o.rounds < 1 {
 		return nil, errors.New("-rounds must be at least 1")
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.opTimeout <= 0 || o.setupTimeout <= 0 {
-		return nil, errors.New("-duration, -op-timeout and -setup-timeout must be positive, -warmup not negative")
+	if o.duration <= 0 || o.warmup < 0 || o.opTimeout <= 0 || o.setupTimeout <= 0 || o.diskProbe < 0 {
+		return nil, errors.New("-duration, -op-timeout and -setup-timeout must be positive, -warmup and -disk-probe not negative")
 	}
 	return o, nil
 }
@@ -166,7 +168,7 @@ func run(o *options) error {
 	// the bounds passes anyway (a hung Close, say).
 	clusters := len(o.systems) * len(o.stores) * o.rounds
 	perRun := o.warmup + o.duration + o.opTimeout
-	budget := time.Duration(clusters)*(2*o.setupTimeout) + time.Duration(clusters*len(o.clients))*perRun + 30*time.Second
+	budget := time.Duration(clusters)*(2*o.setupTimeout) + time.Duration(clusters*len(o.clients))*perRun + 2*o.diskProbe + 30*time.Second
 	watchdog := time.AfterFunc(budget, func() {
 		fmt.Fprintf(os.Stderr, "compare: still running after %v, the sum of every phase's bound; giving up\n", budget)
 		os.Exit(3)
@@ -174,6 +176,13 @@ func run(o *options) error {
 	defer watchdog.Stop()
 
 	printHeader(o)
+	if o.diskProbe > 0 && slices.Contains(o.stores, storeDurable) {
+		p, err := probeDisk(dir, o.diskProbe)
+		if err != nil {
+			return fmt.Errorf("disk probe: %w", err)
+		}
+		printDisk(os.Stdout, p)
+	}
 	var results []result
 	for round := 1; round <= o.rounds; round++ {
 		for _, store := range o.stores {
