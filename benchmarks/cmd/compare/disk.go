@@ -93,7 +93,7 @@ func probeWriter(path string, end time.Time) (lat []time.Duration, err error) {
 	defer func() {
 		err = errors.Join(err, f.Close(), os.Remove(path))
 	}()
-	const size = 64 << 20
+	const size = 16 << 20 // reused from the start when full: more than 2 s of appends
 	if err := preallocate(f, size); err != nil {
 		return nil, err
 	}

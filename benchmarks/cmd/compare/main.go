@@ -177,11 +177,13 @@ func run(o *options) error {
 
 	printHeader(o)
 	if o.diskProbe > 0 && slices.Contains(o.stores, storeDurable) {
-		p, err := probeDisk(dir, o.diskProbe)
-		if err != nil {
-			return fmt.Errorf("disk probe: %w", err)
+		// The probe only informs: a filesystem it cannot run on (no
+		// fallocate, say) does not stop the comparison.
+		if p, err := probeDisk(dir, o.diskProbe); err != nil {
+			fmt.Fprintf(os.Stdout, "disk probe failed: %v\n\n", err)
+		} else {
+			printDisk(os.Stdout, p)
 		}
-		printDisk(os.Stdout, p)
 	}
 	var results []result
 	for round := 1; round <= o.rounds; round++ {
