@@ -51,17 +51,6 @@ func connected(t *testing.T, c transport.Conn) {
 	}
 }
 
-func wantResult(t *testing.T, res <-chan asyncResult) asyncResult {
-	t.Helper()
-	select {
-	case r := <-res:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("CallAsync callback not called")
-		return asyncResult{}
-	}
-}
-
 func TestCallAsyncNeedsConnection(t *testing.T) {
 	checkLeaks(t)
 	srv := startServer(t, "tcp", echoMux(), Options{})
@@ -74,7 +63,7 @@ func TestCallAsyncNeedsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := wantResult(t, res); r.err != nil || string(r.reply) != "hello" {
+	if r := recvWithin(t, res, "CallAsync callback not called"); r.err != nil || string(r.reply) != "hello" {
 		t.Fatalf("reply %q, %v", r.reply, r.err)
 	}
 }
@@ -90,7 +79,7 @@ func TestCallAsyncErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var re *transport.RemoteError
-	if r := wantResult(t, res); !errors.As(r.err, &re) || re.Msg != "boom" {
+	if r := recvWithin(t, res, "CallAsync callback not called"); !errors.As(r.err, &re) || re.Msg != "boom" {
 		t.Fatalf("fail route: %v, want a RemoteError boom", r.err)
 	}
 
@@ -98,7 +87,7 @@ func TestCallAsyncErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := wantResult(t, res); !errors.Is(r.err, transport.ErrUnknownRoute) {
+	if r := recvWithin(t, res, "CallAsync callback not called"); !errors.Is(r.err, transport.ErrUnknownRoute) {
 		t.Fatalf("unknown route: %v", r.err)
 	}
 
@@ -110,7 +99,7 @@ func TestCallAsyncErrors(t *testing.T) {
 	}
 	// The connection is still usable.
 	_, res, _ = callAsync(t, c, "echo", []byte("still"), time.Second)
-	if r := wantResult(t, res); r.err != nil || string(r.reply) != "still" {
+	if r := recvWithin(t, res, "CallAsync callback not called"); r.err != nil || string(r.reply) != "still" {
 		t.Fatalf("after ErrTooLarge: %q, %v", r.reply, r.err)
 	}
 }
@@ -130,7 +119,7 @@ func TestCallAsyncCancel(t *testing.T) {
 		t.Fatalf("handler deadline %v away, want about a minute", left)
 	}
 	cancel()
-	if r := wantResult(t, res); !errors.Is(r.err, context.Canceled) {
+	if r := recvWithin(t, res, "CallAsync callback not called"); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("cancelled call: %v, want context.Canceled", r.err)
 	}
 	cancel() // idempotent: the callback is not called again
@@ -151,7 +140,7 @@ func TestCallAsyncConnClose(t *testing.T) {
 	}
 	<-srv.started
 	c.Close()
-	if r := wantResult(t, res); !errors.Is(r.err, transport.ErrClosed) {
+	if r := recvWithin(t, res, "CallAsync callback not called"); !errors.Is(r.err, transport.ErrClosed) {
 		t.Fatalf("call on a closed Conn: %v, want ErrClosed", r.err)
 	}
 	if _, _, err := callAsync(t, c, "echo", nil, time.Second); !errors.Is(err, transport.ErrClosed) {
@@ -163,7 +152,7 @@ func TestCallAsyncConnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := wantResult(t, res); r.err != nil {
+	if r := recvWithin(t, res, "CallAsync callback not called"); r.err != nil {
 		t.Fatal(r.err)
 	}
 }
@@ -180,7 +169,7 @@ func TestCallAsyncPeerGone(t *testing.T) {
 	}
 	<-srv.started
 	srv.Close()
-	if r := wantResult(t, res); !errors.Is(r.err, transport.ErrUnreachable) {
+	if r := recvWithin(t, res, "CallAsync callback not called"); !errors.Is(r.err, transport.ErrUnreachable) {
 		t.Fatalf("call to a closed server: %v, want ErrUnreachable", r.err)
 	}
 }
@@ -264,7 +253,7 @@ func TestCallAsyncManyLarge(t *testing.T) {
 					if serr != nil {
 						return serr
 					}
-					r := wantResult(t, res)
+					r := recvWithin(t, res, "CallAsync callback not called")
 					reply, err = r.reply, r.err
 				}
 				if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/synod-go/synod/transport"
 )
@@ -32,18 +31,6 @@ func asyncMux(held chan heldReply) *transport.Mux {
 		reply([]byte("again"), nil) // a handler's bug: ignored
 	})
 	return m
-}
-
-// takeHeld returns the next call the "hold" handler was given.
-func takeHeld(t *testing.T, held <-chan heldReply) heldReply {
-	t.Helper()
-	select {
-	case h := <-held:
-		return h
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hold handler was not called")
-		return heldReply{}
-	}
 }
 
 func TestAsyncHandler(t *testing.T) {
@@ -74,7 +61,7 @@ func TestAsyncHandler(t *testing.T) {
 		}
 		done <- err
 	}()
-	h := takeHeld(t, held)
+	h := recvWithin(t, held, "the hold handler was not called")
 	if reply, err := c.Call(ctx, "echo", []byte("meanwhile")); err != nil || string(reply) != "meanwhile" {
 		t.Fatalf("echo while a call is held: %q, %v", reply, err)
 	}
@@ -89,7 +76,7 @@ func TestAsyncHandler(t *testing.T) {
 		_, err := c.Call(ctx, "hold", []byte("keep"))
 		done <- err
 	}()
-	h = takeHeld(t, held)
+	h = recvWithin(t, held, "the hold handler was not called")
 	for range 3 {
 		if reply, err := c.Call(ctx, "twice", []byte("once")); err != nil || string(reply) != "once" {
 			t.Fatalf("twice: %q, %v", reply, err)
@@ -120,7 +107,7 @@ func TestAsyncHandlerCallerGone(t *testing.T) {
 		_, err := c.Call(callCtx, "hold", []byte("x"))
 		done <- err
 	}()
-	h := takeHeld(t, held)
+	h := recvWithin(t, held, "the hold handler was not called")
 	if _, err := c.Call(ctx, "echo", nil); !errors.Is(err, transport.ErrUnreachable) {
 		t.Fatalf("call over the limit while one is held: %v", err)
 	}
@@ -145,7 +132,7 @@ func TestAsyncHandlerCallerGone(t *testing.T) {
 		_, err := c2.Call(ctx, "hold", []byte("y"))
 		done <- err
 	}()
-	h = takeHeld(t, held)
+	h = recvWithin(t, held, "the hold handler was not called")
 	c2.Close()
 	if err := <-done; !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("call on a closed conn: %v", err)
@@ -177,7 +164,7 @@ func TestServerCloseWaitsForAsyncHandlers(t *testing.T) {
 		_, err := c.Call(testCtx(t), "hold", nil)
 		done <- err
 	}()
-	h := takeHeld(t, held)
+	h := recvWithin(t, held, "the hold handler was not called")
 	closed := make(chan struct{})
 	go func() {
 		srv.Close()

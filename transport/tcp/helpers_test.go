@@ -257,3 +257,17 @@ func testCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// recvWithin returns the next value from ch, and fails the test with
+// failure if none comes within 10 seconds.
+func recvWithin[T any](t *testing.T, ch <-chan T, failure string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal(failure)
+		var zero T
+		return zero
+	}
+}
