@@ -76,10 +76,7 @@ func probeWriters(dir string, n int, d time.Duration) (probeRun, error) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	r.syncs = len(all)
-	if len(all) > 0 {
-		r.p50 = all[(len(all)-1)*50/100]
-		r.p99 = all[(len(all)-1)*99/100]
-	}
+	r.p50, r.p99 = nearestRank(all, 0.50), nearestRank(all, 0.99)
 	return r, nil
 }
 

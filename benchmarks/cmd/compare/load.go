@@ -52,13 +52,17 @@ func (r result) opsPerSec() float64 {
 
 // percentile returns the latency at or below which a fraction p of the
 // measured commands finished (nearest rank), or 0 without commands.
-func (r result) percentile(p float64) time.Duration {
-	n := len(r.latencies)
+func (r result) percentile(p float64) time.Duration { return nearestRank(r.latencies, p) }
+
+// nearestRank returns the nearest-rank p-quantile (0 < p <= 1) of sorted,
+// or 0 if it is empty.
+func nearestRank(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
 	if n == 0 {
 		return 0
 	}
 	i := int(math.Ceil(p*float64(n))) - 1
-	return r.latencies[min(max(i, 0), n-1)]
+	return sorted[min(max(i, 0), n-1)]
 }
 
 // cpuPerOp is the process CPU time per measured command: all three nodes
