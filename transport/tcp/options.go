@@ -29,10 +29,11 @@ type Options struct {
 	// message) a connection sends or accepts, in bytes; each travels in one
 	// frame, whose header adds at most 1,058 bytes (most of it for the
 	// route name; typically 3 to 30). Default DefaultMaxFrameSize (16 MiB
-	// and 64 KiB); at least 1 KiB, at most 1 GiB. Sending a larger message fails with an error wrapping
-	// transport.ErrTooLarge and leaves the connection up; receiving a length
-	// prefix over MaxFrameSize plus that header bound drops the connection
-	// without reading or allocating the frame.
+	// and 64 KiB); at least 1 KiB, at most 1 GiB. Sending a larger
+	// message fails with an error wrapping transport.ErrTooLarge and
+	// leaves the connection up; receiving a length prefix over
+	// MaxFrameSize plus that header bound drops the connection without
+	// reading or allocating the frame.
 	MaxFrameSize int
 
 	// MaxConcurrentCalls bounds the unary handlers a Server runs at once,
